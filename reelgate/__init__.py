@@ -1,0 +1,3 @@
+"""reelgate: a self-hosted, RunningHub-compatible video generation API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""reelgate's exception tree. Each error carries the RunningHub code it answers with.
+
+    ReelgateError                    (1000, "Unknown error")
+    ├── InvalidApiKey                (1002; v1 802)
+    ├── RateLimited                  (1003)
+    ├── TaskNotFound                 (1004; v1 807)
+    ├── InternalError                (1005)
+    ├── TaskTimedOut                 (1006)
+    ├── InvalidParameters            (1007; v1 301)
+    ├── InvalidUrl                   (1001)
+    ├── FileTooLarge                 (1008; v1 809)
+    ├── FileProcessingFailed         (1013)
+    ├── InsufficientBalance          ("416", as RunningHub's v1 wallet error)
+    ├── QueueFull                    (421 TASK_QUEUE_MAXED)
+    ├── GenerationFailed             (1015)
+    ├── InvalidTransition            (programming or race: a guarded update matched no row)
+    ├── TaskCancelled                (raised inside a render when its owner cancelled)
+    ├── EngineError                  (1015)
+    │   ├── EngineUnavailable        (1010)
+    │   └── RenderFailed             (1015)
+    └── StorageError                 (1005)
+
+Domain code raises these; exactly one place (``reelgate.api.errors``) turns them into the
+RunningHub body of the path at hand. The message of an error defaults to RunningHub's documented
+English text for its code; a ``detail`` says what exactly was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+#: RunningHub's documented v2 messages (contract §8.2).
+V2_MESSAGES: dict[str, str] = {
+    "1000": "Unknown error, please retry or contact support",
+    "1001": "Invalid URL, please check your link",
+    "1002": "Invalid API Key, please check your credentials",
+    "1003": "Rate limit exceeded, please slow down requests",
+    "1004": "Task not found, please check the task ID",
+    "1005": "Internal server error, please retry later",
+    "1006": "Task execution timed out, please retry",
+    "1007": "Invalid parameters, please check your input",
+    "1008": "File size limit exceeded",
+    "1009": "HTTP method not supported, please check documentation",
+    "1010": "Service unavailable, please retry later",
+    "1011": "System is currently busy, please retry later",
+    "1012": "Service response exception, please contact support or retry later",
+    "1013": "File processing failed, please check the URL or retry",
+    "1014": "Access Denied: Standard Model API is restricted to Enterprise-Shared API Keys only.",
+    "1015": "Generation failed, please try again.",
+    "416": "Insufficient balance (TASK_CREATE_FAILED_BY_NOT_ENOUGH_WALLET)",
+    "421": "Task queue is full (TASK_QUEUE_MAXED), please retry later",
+}
+
+
+class ReelgateError(Exception):
+    """Unknown error, please retry or contact support"""
+
+    #: The v2 ``errorCode`` (a string, as RunningHub sends it).
+    code: ClassVar[str] = "1000"
+    #: The v1 ``code`` and ``msg``.
+    v1_code: ClassVar[int] = 500
+    v1_msg: ClassVar[str] = "UNKNOWN_ERROR"
+
+    def __init__(self, detail: str | None = None, *, task_id: str | None = None) -> None:
+        self.detail = detail
+        self.task_id = task_id
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """RunningHub's text for the code, followed by what exactly was wrong."""
+        base = V2_MESSAGES.get(self.code) or (self.__doc__ or "").strip()
+        return f"{base}: {self.detail}" if self.detail else base
+
+
+class InvalidUrl(ReelgateError):
+    code = "1001"
+    v1_code, v1_msg = 301, "PARAMS_INVALID"
+
+
+class InvalidApiKey(ReelgateError):
+    code = "1002"
+    v1_code, v1_msg = 802, "APIKEY_UNAUTHORIZED"
+
+
+class RateLimited(ReelgateError):
+    code = "1003"
+    v1_code, v1_msg = 421, "TASK_QUEUE_MAXED"
+
+
+class TaskNotFound(ReelgateError):
+    code = "1004"
+    v1_code, v1_msg = 807, "APIKEY_TASK_NOT_FOUND"
+
+
+class InternalError(ReelgateError):
+    code = "1005"
+
+
+class TaskTimedOut(ReelgateError):
+    code = "1006"
+
+
+class InvalidParameters(ReelgateError):
+    code = "1007"
+    v1_code, v1_msg = 301, "PARAMS_INVALID"
+
+
+class FileTooLarge(ReelgateError):
+    code = "1008"
+    v1_code, v1_msg = 809, "APIKEY_FILE_SIZE_EXCEEDED"
+
+
+class FileProcessingFailed(ReelgateError):
+    code = "1013"
+    v1_code, v1_msg = 808, "APIKEY_UPLOAD_FAILED"
+
+
+class InsufficientBalance(ReelgateError):
+    code = "416"
+    v1_code, v1_msg = 416, "TASK_CREATE_FAILED_BY_NOT_ENOUGH_WALLET"
+
+
+class QueueFull(ReelgateError):
+    code = "421"
+    v1_code, v1_msg = 421, "TASK_QUEUE_MAXED"
+
+
+class GenerationFailed(ReelgateError):
+    code = "1015"
+
+
+class InvalidTransition(ReelgateError):
+    """A guarded status change found the task in another state than expected."""
+
+    code = "1005"
+
+
+class TaskCancelled(ReelgateError):
+    """The task was cancelled by its owner while it was running."""
+
+    code = "1015"
+
+
+class EngineError(ReelgateError):
+    code = "1015"
+
+
+class EngineUnavailable(EngineError):
+    code = "1010"
+
+
+class RenderFailed(EngineError):
+    code = "1015"
+
+
+class StorageError(ReelgateError):
+    code = "1005"

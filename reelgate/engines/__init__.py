@@ -1,0 +1,1 @@
+"""Engines that turn a validated request into media files."""

@@ -1,0 +1,1 @@
+"""Fetching and checking input media before an engine sees it."""
