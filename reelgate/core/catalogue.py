@@ -71,18 +71,37 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 _MODELS = [
-    ModelSpec("kling-video-o3-pro/image-to-video", Family.IMAGE_TO_VIDEO, "pro",
-              ProImageToVideoRequest, PriceRule(87, 69)),
-    ModelSpec("kling-video-o3-std/image-to-video", Family.IMAGE_TO_VIDEO, "std",
-              ImageToVideoRequest, PriceRule(69, 52)),
-    ModelSpec("kling-video-o3-pro/video-edit", Family.VIDEO_EDIT, "pro",
-              ProVideoEditRequest, PriceRule(108, 108, by_input_seconds=True)),
-    ModelSpec("kling-video-o3-std/video-edit", Family.VIDEO_EDIT, "std",
-              VideoEditRequest, PriceRule(81, 81, by_input_seconds=True)),
+    ModelSpec(
+        "kling-video-o3-pro/image-to-video",
+        Family.IMAGE_TO_VIDEO,
+        "pro",
+        ProImageToVideoRequest,
+        PriceRule(87, 69),
+    ),
+    ModelSpec(
+        "kling-video-o3-std/image-to-video",
+        Family.IMAGE_TO_VIDEO,
+        "std",
+        ImageToVideoRequest,
+        PriceRule(69, 52),
+    ),
+    ModelSpec(
+        "kling-video-o3-pro/video-edit",
+        Family.VIDEO_EDIT,
+        "pro",
+        ProVideoEditRequest,
+        PriceRule(108, 108, by_input_seconds=True),
+    ),
+    ModelSpec(
+        "kling-video-o3-std/video-edit",
+        Family.VIDEO_EDIT,
+        "std",
+        VideoEditRequest,
+        PriceRule(81, 81, by_input_seconds=True),
+    ),
 ]
 
 CATALOGUE: dict[str, ModelSpec] = {m.path: m for m in _MODELS}
-
 
 
 def get_model(path: str) -> ModelSpec | None:

@@ -43,9 +43,11 @@ class SnowflakeGenerator:
             else:
                 self._sequence = 0
             self._last_ms = now
-            return ((now - EPOCH_MS) << (_NODE_BITS + _SEQUENCE_BITS)) | (
-                self.node << _SEQUENCE_BITS
-            ) | self._sequence
+            return (
+                ((now - EPOCH_MS) << (_NODE_BITS + _SEQUENCE_BITS))
+                | (self.node << _SEQUENCE_BITS)
+                | self._sequence
+            )
 
 
 _default = SnowflakeGenerator()

@@ -40,7 +40,9 @@ class ShotPrompt(_Body):
             return self.duration
         text = self.duration.strip()
         if not text.isdigit():
-            raise ValueError(f"multiPrompt duration must be a whole number of seconds, got {text!r}")
+            raise ValueError(
+                f"multiPrompt duration must be a whole number of seconds, got {text!r}"
+            )
         return int(text)
 
 
@@ -84,7 +86,9 @@ class ImageToVideoRequest(_Body):
             return [Shot(prompt=self.prompt, seconds=self.duration)]
         items = self.multiPrompt or []
         if self.shotType == "customize" and not items:
-            raise ValueError("multiPrompt is required when multiShot is true and shotType is customize")
+            raise ValueError(
+                "multiPrompt is required when multiShot is true and shotType is customize"
+            )
         if len(items) > MAX_SHOTS:
             raise ValueError(f"multiPrompt has at most {MAX_SHOTS} items, got {len(items)}")
         if not items:
@@ -109,7 +113,9 @@ class ImageToVideoRequest(_Body):
                 raise ValueError(
                     f"multiPrompt durations add up to {fixed} s but duration is {self.duration} s"
                 )
-            return [Shot(prompt=p, seconds=int(g or 0)) for p, g in zip(prompts, given, strict=True)]
+            return [
+                Shot(prompt=p, seconds=int(g or 0)) for p, g in zip(prompts, given, strict=True)
+            ]
         remaining = self.duration - fixed
         if remaining < len(free):
             raise ValueError(

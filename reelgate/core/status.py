@@ -18,7 +18,9 @@ class TaskStatus(StrEnum):
     CANCEL = "CANCEL"
 
 
-TERMINAL: frozenset[TaskStatus] = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCEL})
+TERMINAL: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCEL}
+)
 
 #: Every transition the store may perform. RUNNING -> QUEUED is the sweeper handing back a task
 #: whose lease expired (or a worker shutting down); QUEUED -> FAILED covers inputs rejected

@@ -1,0 +1,77 @@
+"""The one place where errors become RunningHub bodies, shaped for the path at hand."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reelgate.api import wire
+from reelgate.core.errors import InternalError, InvalidParameters, ReelgateError, V2_MESSAGES
+
+log = logging.getLogger("reelgate.api")
+
+
+class MethodNotSupported(ReelgateError):
+    code = "1009"
+
+
+def _body_for(path: str) -> Callable[[ReelgateError, Request], dict[str, Any]] | None:
+    if path.startswith("/openapi/v2/media/upload"):
+        return lambda error, _: wire.error_upload(error)
+    if path.startswith("/openapi/v2/queue/") or path.startswith(("/task/openapi/", "/uc/openapi/")):
+        return lambda error, _: wire.error_v1(error)
+    if path.startswith("/openapi/v2/price-preview/"):
+        return lambda error, _: wire.price_error(error)
+    if path.startswith("/openapi/v2/"):
+        return lambda error, request: wire.error_v2(error, getattr(request.state, "task_id", ""))
+    return None
+
+
+def error_response(request: Request, error: ReelgateError) -> JSONResponse:
+    shape = _body_for(request.url.path)
+    if shape is None:
+        return JSONResponse({"error": error.code, "message": error.message}, status_code=400)
+    return JSONResponse(shape(error, request), status_code=200)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ReelgateError)
+    async def _domain(request: Request, exc: ReelgateError) -> JSONResponse:
+        return error_response(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405 and _body_for(request.url.path):
+            return error_response(
+                request, MethodNotSupported(f"{request.method} is not supported here")
+            )
+        return JSONResponse(
+            {"error": str(exc.status_code), "message": exc.detail}, status_code=exc.status_code
+        )
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        # A real crash: log it with its traceback and answer 500 (clients retry 5xx).
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body: dict[str, Any] = {"error": "1005", "message": V2_MESSAGES["1005"]}
+        if _body_for(request.url.path):
+            body = _body_for(request.url.path)(InternalError(), request)  # type: ignore[misc]
+        return JSONResponse(body, status_code=500)
+
+
+async def json_body(request: Request) -> Any:
+    """The JSON body, or 1007 when it is not JSON. An empty body counts as ``{}``."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidParameters("the request body is not valid JSON") from None

@@ -1,0 +1,60 @@
+"""The running server's parts, built once from ``Settings`` and passed down."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from reelgate.config import Settings
+from reelgate.store import repo
+from reelgate.store.db import Database
+from reelgate.store.migrate import upgrade
+from reelgate.storage.local import LocalStorage
+from reelgate.storage.signing import LinkSigner
+
+FIRST_KEY_FILE = "api-key.txt"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    storage: LocalStorage
+    signer: LinkSigner
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url())
+        if migrate:
+            upgrade(db)
+        storage = LocalStorage(settings.resolved_storage_dir())
+        secret = settings.signing_secret
+        if not secret:
+            with db.write() as session:
+                secret = repo.ensure_meta(session, "signing_secret", lambda: secrets.token_hex(32))
+        return cls(settings, db, storage, LinkSigner(secret, storage))
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    @property
+    def first_key_path(self) -> Path:
+        return self.settings.data_dir / FIRST_KEY_FILE
+
+    def ensure_first_key(self) -> str | None:
+        """On an empty database, create a key, save it in the data dir and return it."""
+        with self.db.write() as session:
+            if repo.count_keys(session):
+                return None
+            key = repo.create_key(
+                session,
+                name="first key",
+                coins=self.settings.default_key_coins,
+                concurrency=self.settings.default_key_concurrency,
+                queue_cap=self.settings.default_key_queue_cap,
+            )
+        self.first_key_path.write_text(key.api_key + "\n")
+        self.first_key_path.chmod(0o600)
+        return key.api_key

@@ -1,0 +1,308 @@
+"""Use-cases shared by the API and the CLI: submit, query, cancel, upload, account."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy.exc import IntegrityError
+
+from reelgate.core.catalogue import ModelSpec, get_model
+from reelgate.core.errors import (
+    FileProcessingFailed,
+    FileTooLarge,
+    InsufficientBalance,
+    InvalidApiKey,
+    InvalidParameters,
+    QueueFull,
+    RateLimited,
+    TaskNotFound,
+)
+from reelgate.core.ids import SnowflakeGenerator, is_task_id
+from reelgate.core.pricing import yuan_text
+from reelgate.core.status import TaskStatus
+from reelgate.media.sniff import sniff
+from reelgate.runtime import Runtime
+from reelgate.store import queue, repo
+from reelgate.store.tables import ApiKey, Task, utcnow
+
+_ids = SnowflakeGenerator()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated API key behind a request."""
+
+    id: int
+    name: str
+    concurrency: int
+    queue_cap: int
+
+
+class RateLimiter:
+    """A token bucket per key, per process: ``rate`` requests a second, bursts of ``2 × rate``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key_id: int) -> None:
+        if self.rate <= 0:
+            return
+        capacity = max(2 * self.rate, 1.0)
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[key_id] = (tokens, now)
+                raise RateLimited(f"more than {self.rate:g} requests per second")
+            self._buckets[key_id] = (tokens - 1, now)
+
+
+def request_seed(model: str, params: dict[str, Any]) -> int:
+    """A seed derived from the request, so the same request renders the same video."""
+    canonical = json.dumps({"model": model, "params": params}, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:4], "big")
+
+
+class Service:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.db = runtime.db
+        self.settings = runtime.settings
+        self.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second)
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def authenticate(self, api_key: str | None) -> Caller:
+        if not api_key or not api_key.strip():
+            raise InvalidApiKey("no API key was sent")
+        with self.db.read() as session:
+            key = repo.find_key(session, api_key.strip())
+            if key is None:
+                raise InvalidApiKey("unknown API key")
+            if key.disabled:
+                raise InvalidApiKey("this API key is disabled")
+            caller = Caller(key.id, key.name, key.concurrency, key.queue_cap)
+        self.rate_limiter.check(caller.id)
+        return caller
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def model(self, model_path: str) -> ModelSpec:
+        model = get_model(model_path)
+        if model is None:
+            raise InvalidParameters(f"unknown model {model_path!r}")
+        return model
+
+    def submit(
+        self, caller: Caller, model_path: str, body: Any, *, idempotency_key: str | None = None
+    ) -> Task:
+        """Validate, reserve the price and write the task: all in one transaction."""
+        model = self.model(model_path)
+        request = model.parse(body)
+        params = request.model_dump(mode="json", exclude_none=True)
+        price = model.reserve_cost(request)
+        if idempotency_key is not None:
+            idempotency_key = idempotency_key.strip()[:200] or None
+        try:
+            with self.db.write() as session:
+                if idempotency_key:
+                    existing = repo.find_by_idempotency_key(session, caller.id, idempotency_key)
+                    if existing is not None:
+                        return _same_request(existing, model.path, params)
+                if repo.queued_count(session, caller.id) >= caller.queue_cap:
+                    raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
+                if not repo.take_coins(session, caller.id, price):
+                    balance = repo.key_balance(session, caller.id)
+                    raise InsufficientBalance(
+                        f"this task needs {price} coins, the key has {balance}"
+                    )
+                task_id = _ids.next_id()
+                now = utcnow()
+                repo.insert_task(
+                    session,
+                    id=task_id,
+                    api_key_id=caller.id,
+                    model=model.path,
+                    params=params,
+                    status=TaskStatus.QUEUED.value,
+                    error_code="",
+                    error_message="",
+                    progress=0.0,
+                    attempts=0,
+                    max_attempts=self.settings.worker.max_attempts,
+                    reserved_coins=price,
+                    idempotency_key=idempotency_key,
+                    created_at=now,
+                )
+                queue.add_event(
+                    session, task_id, None, TaskStatus.QUEUED, "api", f"{price} coins held"
+                )
+                task = repo.get_task(session, task_id)
+                assert task is not None
+                return task
+        except IntegrityError:
+            # Two submits raced with one idempotency key: the first one's task is the answer.
+            if not idempotency_key:
+                raise
+            with self.db.read() as session:
+                existing = repo.find_by_idempotency_key(session, caller.id, idempotency_key)
+                if existing is None:
+                    raise
+                return _same_request(existing, model.path, params)
+
+    def get_task(self, caller: Caller, task_id: Any) -> Task:
+        task_key = _parse_task_id(task_id)
+        with self.db.read() as session:
+            task = repo.get_task(session, task_key)
+            # Another key's task answers exactly like a missing one: ids are not secrets, but
+            # whether a task exists is not another key's business.
+            if task is None or task.api_key_id != caller.id:
+                raise TaskNotFound(f"no task {task_key} for this API key")
+            return task
+
+    def cancel(self, caller: Caller, task_id: Any) -> Task:
+        """Cancel a QUEUED or RUNNING task at once; a running render stops at its next check."""
+        task = self.get_task(caller, task_id)
+        for expected in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+            if task.status != expected.value:
+                continue
+            with self.db.write() as session:
+                moved = queue.transition(
+                    session,
+                    task.id,
+                    expected=expected,
+                    to=TaskStatus.CANCEL,
+                    actor="api",
+                    detail="cancelled by its owner",
+                    error_code="",
+                    error_message="",
+                )
+            if moved is not None:
+                break
+            task = self.get_task(caller, task.id)  # it moved meanwhile; look again
+        return self.get_task(caller, task.id)
+
+    # -- uploads --------------------------------------------------------------------------
+
+    def upload(
+        self, caller: Caller, stream: BinaryIO, filename: str, *, max_bytes: int
+    ) -> tuple[str, str, int]:
+        """Store an upload by content hash; returns (storage key, kind, size)."""
+        digest = hashlib.sha256()
+        size = 0
+        with tempfile.NamedTemporaryFile(
+            dir=self.runtime.storage.root, prefix=".upload-", delete=False
+        ) as tmp:
+            tmp_path = Path(tmp.name)
+            try:
+                head = b""
+                while chunk := stream.read(1024 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FileTooLarge(
+                            f"uploads are limited to {max_bytes // (1024 * 1024)} MB"
+                        )
+                    if len(head) < 64:
+                        head += chunk[:64]
+                    digest.update(chunk)
+                    tmp.write(chunk)
+            except BaseException:
+                tmp.close()
+                tmp_path.unlink(missing_ok=True)
+                raise
+        try:
+            if size == 0:
+                raise FileProcessingFailed("the uploaded file is empty")
+            kind = sniff(head)
+            if kind is None:
+                raise FileProcessingFailed(
+                    "unsupported file type: expected an image (JPG, PNG, WEBP), video (MP4, MOV, "
+                    "MKV, AVI), audio (MP3, WAV, FLAC) or ZIP"
+                )
+            key = f"openapi/{digest.hexdigest()}.{kind.ext}"
+            if not self.runtime.storage.exists(key):
+                self.runtime.storage.put_file(key, tmp_path, move=True)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+        with self.db.write() as session:
+            repo.add_upload(
+                session,
+                api_key_id=caller.id,
+                storage_key=key,
+                kind=kind.kind,
+                size=size,
+                sha256=digest.hexdigest(),
+                original_name=filename[:300],
+                created_at=utcnow(),
+            )
+        return key, kind.kind, size
+
+    def upload_url(self, base_url: str, key: str) -> str:
+        expires = int(time.time()) + self.settings.upload_url_ttl_seconds
+        return self.runtime.signer.url(base_url, key, expires)
+
+    def result_url(self, base_url: str, key: str) -> str:
+        # Rounded up to the hour, so repeated queries within an hour return the same link.
+        expires = math.ceil((time.time() + self.settings.result_url_ttl_seconds) / 3600) * 3600
+        return self.runtime.signer.url(base_url, key, expires)
+
+    # -- account --------------------------------------------------------------------------
+
+    def account(self, caller: Caller) -> dict[str, Any]:
+        with self.db.read() as session:
+            key = session.get(ApiKey, caller.id)
+            assert key is not None
+            counts = repo.status_counts(session, caller.id)
+        return {
+            "remainCoins": str(key.coins),
+            "currentTaskCounts": str(sum(counts.values())),
+            "remainMoney": yuan_text(key.coins),
+            "currency": "CNY",
+            "apiType": "SHARED",
+        }
+
+    def queue_status(self, caller: Caller) -> dict[str, Any]:
+        with self.db.read() as session:
+            counts = repo.status_counts(session, caller.id)
+        running = counts.get(TaskStatus.RUNNING.value, 0)
+        queued = counts.get(TaskStatus.QUEUED.value, 0)
+        return {
+            "apiKeyType": "SHARED",
+            "concurrentLimit": caller.concurrency,
+            "runningCount": running,
+            "queuedCount": queued,
+            "totalCurrentTasks": running + queued,
+            "instanceCount": 0,
+        }
+
+    def price(self, model_path: str, body: Any) -> int:
+        model = self.model(model_path)
+        return model.reserve_cost(model.parse(body))
+
+
+def _same_request(existing: Task, model: str, params: dict[str, Any]) -> Task:
+    if existing.model != model or existing.params != params:
+        raise InvalidParameters("this Idempotency-Key was already used with a different request")
+    return existing
+
+
+def _parse_task_id(task_id: Any) -> int:
+    if isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise InvalidParameters("taskId is required")
+    task_id = task_id.strip()
+    if not is_task_id(task_id):
+        raise TaskNotFound(f"no task {task_id}")
+    return int(task_id)

@@ -1,0 +1,224 @@
+"""All queue SQL in one place: claim, heartbeat, guarded transitions, sweeping.
+
+Read this module to know the queue's database contract:
+
+* ``claim_next`` is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE OF tasks, api_keys SKIP
+  LOCKED) RETURNING`` on PostgreSQL; on SQLite the same statement runs inside ``BEGIN
+  IMMEDIATE``, which already holds the database's single write lock. The key row is locked
+  with the task, and its ``running_tasks`` counter is raised in the same transaction, so two
+  workers can never start more tasks of one key than its concurrency allows.
+* ``transition`` is the only way a task changes status. It updates ``WHERE status =
+  <expected>`` (and, for workers, ``AND worker_id = <me>``), so a late or duplicate worker can
+  never overwrite a terminal state; it keeps the key's running counter and coins in step and
+  writes a ``task_events`` row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from reelgate.core.errors import InvalidTransition
+from reelgate.core.status import ALLOWED_TRANSITIONS, TaskStatus
+from reelgate.store.tables import ApiKey, Task, TaskEvent, WorkerRow, utcnow
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    id: int
+    api_key_id: int
+    model: str
+    params: dict[str, Any]
+    attempts: int
+
+
+def add_event(
+    session: Session,
+    task_id: int,
+    from_status: TaskStatus | None,
+    to_status: TaskStatus,
+    actor: str,
+    detail: str = "",
+) -> None:
+    session.execute(
+        insert(TaskEvent).values(
+            task_id=task_id,
+            at=utcnow(),
+            from_status=from_status.value if from_status else None,
+            to_status=to_status.value,
+            actor=actor,
+            detail=detail[:2000],
+        )
+    )
+
+
+def claim_next(session: Session, worker_id: str, lease_seconds: float) -> ClaimedTask | None:
+    """Move the oldest runnable QUEUED task to RUNNING for ``worker_id``; None if there is none."""
+    now = utcnow()
+    candidate = (
+        select(Task.id)
+        .join(ApiKey, ApiKey.id == Task.api_key_id)
+        .where(Task.status == TaskStatus.QUEUED.value, ApiKey.running_tasks < ApiKey.concurrency)
+        .order_by(Task.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=[Task.__table__, ApiKey.__table__])
+        .scalar_subquery()
+    )
+    row = session.execute(
+        update(Task)
+        .where(Task.id == candidate, Task.status == TaskStatus.QUEUED.value)
+        .values(
+            status=TaskStatus.RUNNING.value,
+            worker_id=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=Task.attempts + 1,
+            started_at=func.coalesce(Task.started_at, now),
+            progress=0.0,
+        )
+        .returning(Task.id, Task.api_key_id, Task.model, Task.params, Task.attempts)
+    ).first()
+    if row is None:
+        return None
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == row.api_key_id)
+        .values(running_tasks=ApiKey.running_tasks + 1)
+    )
+    add_event(
+        session, row.id, TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id, f"attempt {row.attempts}"
+    )
+    return ClaimedTask(row.id, row.api_key_id, row.model, dict(row.params), row.attempts)
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    id: int
+    api_key_id: int
+    reserved_coins: int
+
+
+def transition(
+    session: Session,
+    task_id: int,
+    *,
+    expected: TaskStatus,
+    to: TaskStatus,
+    actor: str,
+    detail: str = "",
+    worker_id: str | None = None,
+    charge: int | None = None,
+    extra_where: Iterable[ColumnElement[bool]] = (),
+    **values: Any,
+) -> Transitioned | None:
+    """Change a task's status if, and only if, it is still ``expected``.
+
+    Returns None when the guard did not match (someone else moved the task first). ``charge``
+    is the price to keep on SUCCESS (default: the reservation); FAILED and CANCEL refund it all.
+    """
+    if (expected, to) not in ALLOWED_TRANSITIONS:
+        raise InvalidTransition(f"{expected.value} -> {to.value} is not a task transition")
+    now = utcnow()
+    if to in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCEL):
+        values.setdefault("finished_at", now)
+    if to is not TaskStatus.RUNNING:
+        values.setdefault("lease_expires_at", None)
+    if to is TaskStatus.QUEUED:
+        values.setdefault("worker_id", None)
+        values.setdefault("progress", 0.0)
+    statement = update(Task).where(Task.id == task_id, Task.status == expected.value, *extra_where)
+    if worker_id is not None:
+        statement = statement.where(Task.worker_id == worker_id)
+    row = session.execute(
+        statement.values(status=to.value, **values).returning(
+            Task.id, Task.api_key_id, Task.reserved_coins
+        )
+    ).first()
+    if row is None:
+        return None
+    key_changes: dict[str, Any] = {}
+    if expected is TaskStatus.RUNNING:
+        key_changes["running_tasks"] = ApiKey.running_tasks - 1
+    refund = 0
+    if to in (TaskStatus.FAILED, TaskStatus.CANCEL):
+        refund = row.reserved_coins
+        session.execute(update(Task).where(Task.id == task_id).values(consumed_coins=0))
+    elif to is TaskStatus.SUCCESS:
+        kept = row.reserved_coins if charge is None else min(charge, row.reserved_coins)
+        refund = row.reserved_coins - kept
+        session.execute(update(Task).where(Task.id == task_id).values(consumed_coins=kept))
+    if refund:
+        key_changes["coins"] = ApiKey.coins + refund
+    if key_changes:
+        session.execute(update(ApiKey).where(ApiKey.id == row.api_key_id).values(**key_changes))
+    add_event(session, task_id, expected, to, actor, detail)
+    return Transitioned(row.id, row.api_key_id, row.reserved_coins)
+
+
+def renew_lease(
+    session: Session, task_id: int, worker_id: str, lease_seconds: float, progress: float | None
+) -> bool:
+    """Extend our lease; False means the task is no longer ours (cancelled, or swept)."""
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values["progress"] = progress
+    result = session.execute(
+        update(Task)
+        .where(
+            Task.id == task_id,
+            Task.worker_id == worker_id,
+            Task.status == TaskStatus.RUNNING.value,
+        )
+        .values(**values)
+        .returning(Task.id)
+    ).first()
+    return result is not None
+
+
+def still_running(session: Session, task_id: int, worker_id: str) -> bool:
+    found = session.execute(
+        select(Task.id).where(
+            Task.id == task_id,
+            Task.worker_id == worker_id,
+            Task.status == TaskStatus.RUNNING.value,
+        )
+    ).first()
+    return found is not None
+
+
+def expired_leases(session: Session, now: datetime, limit: int = 100) -> list[tuple[int, int, int]]:
+    """(task id, attempts, max attempts) of RUNNING tasks whose lease ran out."""
+    rows = session.execute(
+        select(Task.id, Task.attempts, Task.max_attempts)
+        .where(Task.status == TaskStatus.RUNNING.value, Task.lease_expires_at < now)
+        .order_by(Task.id)
+        .limit(limit)
+    ).all()
+    return [(r.id, r.attempts, r.max_attempts) for r in rows]
+
+
+def register_worker(session: Session, worker_id: str, hostname: str, pid: int) -> None:
+    now = utcnow()
+    session.execute(
+        insert(WorkerRow).values(
+            id=worker_id, hostname=hostname, pid=pid, started_at=now, last_seen_at=now
+        )
+    )
+
+
+def touch_worker(session: Session, worker_id: str) -> None:
+    session.execute(
+        update(WorkerRow).where(WorkerRow.id == worker_id).values(last_seen_at=utcnow())
+    )
+
+
+def unregister_worker(session: Session, worker_id: str) -> None:
+    session.execute(WorkerRow.__table__.delete().where(WorkerRow.id == worker_id))
+
+
+def forget_silent_workers(session: Session, older_than: datetime) -> None:
+    session.execute(WorkerRow.__table__.delete().where(WorkerRow.last_seen_at < older_than))

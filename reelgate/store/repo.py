@@ -1,0 +1,156 @@
+"""Repositories: every SELECT and UPDATE outside the queue's own statements."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from reelgate.core.status import TaskStatus
+from reelgate.store.tables import ApiKey, Meta, Task, Upload, utcnow
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: int
+    name: str
+    #: The key itself; shown once, never stored.
+    api_key: str
+    coins: int
+    concurrency: int
+    webhook_secret: str
+
+
+def create_key(
+    session: Session, *, name: str, coins: int, concurrency: int, queue_cap: int
+) -> NewKey:
+    # 32 lower-case hex characters, the shape of a RunningHub key.
+    api_key = secrets.token_hex(16)
+    webhook_secret = secrets.token_hex(32)
+    key_id = session.execute(
+        insert(ApiKey)
+        .values(
+            name=name,
+            key_hash=hash_key(api_key),
+            key_prefix=api_key[:6],
+            coins=coins,
+            concurrency=concurrency,
+            queue_cap=queue_cap,
+            running_tasks=0,
+            disabled=False,
+            webhook_secret=webhook_secret,
+            created_at=utcnow(),
+        )
+        .returning(ApiKey.id)
+    ).scalar_one()
+    return NewKey(key_id, name, api_key, coins, concurrency, webhook_secret)
+
+
+def find_key(session: Session, api_key: str) -> ApiKey | None:
+    return session.execute(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(api_key))
+    ).scalar_one_or_none()
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.execute(select(ApiKey).order_by(ApiKey.id)).scalars())
+
+
+def count_keys(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(ApiKey)).scalar_one())
+
+
+def set_key_disabled(session: Session, key_id_or_prefix: str, disabled: bool) -> int:
+    """Disable (or enable) keys by id or by key prefix; returns how many changed."""
+    condition = (
+        ApiKey.id == int(key_id_or_prefix)
+        if key_id_or_prefix.isdigit() and len(key_id_or_prefix) < 10
+        else ApiKey.key_prefix == key_id_or_prefix[:6]
+    )
+    result = session.execute(
+        update(ApiKey).where(condition).values(disabled=disabled).returning(ApiKey.id)
+    )
+    return len(result.all())
+
+
+def take_coins(session: Session, key_id: int, amount: int) -> bool:
+    """Reserve ``amount`` coins atomically; False when the balance is short."""
+    row = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.coins >= amount)
+        .values(coins=ApiKey.coins - amount)
+        .returning(ApiKey.id)
+    ).first()
+    return row is not None
+
+
+def key_balance(session: Session, key_id: int) -> int:
+    return int(session.execute(select(ApiKey.coins).where(ApiKey.id == key_id)).scalar_one())
+
+
+def queued_count(session: Session, key_id: int) -> int:
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(Task)
+            .where(Task.api_key_id == key_id, Task.status == TaskStatus.QUEUED.value)
+        ).scalar_one()
+    )
+
+
+def status_counts(session: Session, key_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Task.status, func.count())
+        .where(
+            Task.api_key_id == key_id,
+            Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
+        )
+        .group_by(Task.status)
+    ).all()
+    return {status: int(count) for status, count in rows}
+
+
+def get_task(session: Session, task_id: int) -> Task | None:
+    return session.get(Task, task_id)
+
+
+def find_by_idempotency_key(session: Session, key_id: int, idempotency_key: str) -> Task | None:
+    return session.execute(
+        select(Task).where(Task.api_key_id == key_id, Task.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+
+
+def insert_task(session: Session, **values: Any) -> None:
+    session.execute(insert(Task).values(**values))
+
+
+def add_upload(session: Session, **values: Any) -> None:
+    session.execute(insert(Upload).values(**values))
+
+
+def get_meta(session: Session, key: str) -> str | None:
+    return session.execute(select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
+
+
+def ensure_meta(session: Session, key: str, make_value: Any) -> str:
+    """Read a server-wide value, creating it on first use (races settle on the first writer)."""
+    value = get_meta(session, key)
+    if value is not None:
+        return value
+    try:
+        with session.begin_nested():
+            session.execute(insert(Meta).values(key=key, value=make_value()))
+    except IntegrityError:
+        pass
+    value = get_meta(session, key)
+    assert value is not None
+    return value

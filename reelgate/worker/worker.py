@@ -1,0 +1,311 @@
+"""The worker: claims tasks, renders them, keeps their leases alive, sweeps lost ones.
+
+One ``Worker`` runs ``concurrency`` tasks at a time in threads. A heartbeat thread renews the
+lease of every task it holds and, through the same statement, notices when a task is no longer
+its own (cancelled by its owner, or swept after a stall); the render then stops at its next
+cancellation check. Any worker also sweeps: tasks whose lease expired go back to QUEUED, or fail
+with 1006 after their last attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reelgate.core.catalogue import get_model
+from reelgate.core.errors import (
+    GenerationFailed,
+    InternalError,
+    ReelgateError,
+    TaskCancelled,
+    TaskTimedOut,
+)
+from reelgate.core.status import TaskStatus
+from reelgate.engines.base import Engine, RenderContext
+from reelgate.engines.registry import load_engine
+from reelgate.media.fetch import MediaFetcher
+from reelgate.runtime import Runtime
+from reelgate.store import queue
+from reelgate.store.queue import ClaimedTask
+from reelgate.store.tables import Task, utcnow
+from reelgate.worker.jobs import prepare
+
+log = logging.getLogger("reelgate.worker")
+
+
+@dataclass
+class _Active:
+    task: ClaimedTask
+    progress: float = 0.0
+    #: Set when the task stopped being ours (cancelled or swept) or we are handing it back.
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        concurrency: int = 1,
+        engine: Engine | None = None,
+        worker_id: str | None = None,
+        shutdown_grace_seconds: float = 20.0,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.db = runtime.db
+        self.concurrency = max(1, concurrency)
+        self.engine = engine or load_engine(self.settings.engine, self.settings)
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.fetcher = MediaFetcher(
+            self.settings.media,
+            allow_private_networks=self.settings.allow_private_networks,
+            resolve_own_url=runtime.signer.resolve_own_url,
+        )
+        self._active: dict[int, _Active] = {}
+        self._lock = threading.Lock()
+        self._last_sweep = 0.0
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set, then finish or hand back what is running."""
+        with self.db.write() as session:
+            queue.register_worker(session, self.id, socket.gethostname(), os.getpid())
+        log.info(
+            "worker %s started (engine %s, concurrency %d)",
+            self.id,
+            self.engine.name,
+            self.concurrency,
+        )
+        heartbeat_stop = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat_loop, args=(heartbeat_stop,), name="heartbeat", daemon=True
+        )
+        heartbeat.start()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="render")
+        futures: set[Future[None]] = set()
+        try:
+            while not stop.is_set():
+                self._maybe_sweep()
+                futures = {f for f in futures if not f.done()}
+                claimed = self._claim() if len(futures) < self.concurrency else None
+                if claimed is None:
+                    stop.wait(self.settings.worker.poll_seconds * random.uniform(0.75, 1.25))
+                    continue
+                futures.add(pool.submit(self._process, claimed))
+        finally:
+            self._shut_down(futures)
+            pool.shutdown(wait=True)
+            heartbeat_stop.set()
+            heartbeat.join()
+            with self.db.write() as session:
+                queue.unregister_worker(session, self.id)
+            self.fetcher.close()
+            log.info("worker %s stopped", self.id)
+
+    def run_once(self) -> int | None:
+        """Claim and process one task in this thread (for tests and scripts); its id or None."""
+        claimed = self._claim()
+        if claimed is None:
+            return None
+        self._process(claimed)
+        return claimed.id
+
+    def _claim(self) -> ClaimedTask | None:
+        with self.db.write() as session:
+            claimed = queue.claim_next(session, self.id, self.settings.worker.lease_seconds)
+        if claimed is not None:
+            with self._lock:
+                self._active[claimed.id] = _Active(claimed)
+        return claimed
+
+    def _shut_down(self, futures: set[Future[None]]) -> None:
+        deadline = time.monotonic() + self.shutdown_grace_seconds
+        for future in list(futures):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                future.result(timeout=remaining)
+            except Exception:  # errors are recorded on the task by _process
+                pass
+        with self._lock:
+            leftovers = list(self._active.values())
+        for active in leftovers:
+            active.stop.set()
+            self._hand_back(active.task.id)
+
+    def _hand_back(self, task_id: int) -> None:
+        """Return a task we cannot finish to the queue, without charging it an attempt."""
+        with self.db.write() as session:
+            queue.transition(
+                session,
+                task_id,
+                expected=TaskStatus.RUNNING,
+                to=TaskStatus.QUEUED,
+                actor=self.id,
+                detail="handed back at worker shutdown",
+                worker_id=self.id,
+                attempts=Task.attempts - 1,
+            )
+
+    # -- one task ------------------------------------------------------------------------
+
+    def _process(self, claimed: ClaimedTask) -> None:
+        active = self._active[claimed.id]
+        scratch = Path(tempfile.mkdtemp(prefix=f"reelgate-{claimed.id}-"))
+        try:
+            self._render(active, scratch)
+        except TaskCancelled:
+            log.info(
+                "task %s stopped: no longer ours (cancelled, swept or handed back)", claimed.id
+            )
+        except ReelgateError as error:
+            self._fail(claimed.id, error)
+        except Exception as exc:  # a bug or an engine crash: the task fails, the worker lives
+            log.exception("task %s crashed", claimed.id)
+            self._fail(claimed.id, GenerationFailed(f"{type(exc).__name__}: {exc}"[:500]))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            with self._lock:
+                self._active.pop(claimed.id, None)
+
+    def _render(self, active: _Active, scratch: Path) -> None:
+        claimed = active.task
+        model = get_model(claimed.model)
+        if model is None:
+            raise InternalError(f"model {claimed.model!r} is not in this server's catalogue")
+        job = prepare(model, claimed.params, self.fetcher, scratch)
+
+        def report(fraction: float) -> None:
+            active.progress = min(1.0, max(active.progress, fraction))
+
+        ctx = RenderContext(
+            scratch_dir=scratch,
+            report_progress=report,
+            is_cancelled=active.stop.is_set,
+            watermark=self.settings.preview_watermark,
+        )
+        ctx.raise_if_cancelled()
+        result = self.engine.render(job.spec, ctx)
+        ctx.raise_if_cancelled()
+        stored = []
+        for n, output in enumerate(result.outputs, start=1):
+            key = f"results/{claimed.id}/{claimed.id}_{n}.{output.output_type}"
+            self.runtime.storage.put_file(key, output.path, move=True)
+            stored.append({"key": key, "outputType": output.output_type})
+        with self.db.write() as session:
+            moved = queue.transition(
+                session,
+                claimed.id,
+                expected=TaskStatus.RUNNING,
+                to=TaskStatus.SUCCESS,
+                actor=self.id,
+                worker_id=self.id,
+                charge=model.final_cost(model.parse(claimed.params), job.input_seconds),
+                results=stored,
+                progress=1.0,
+            )
+        if moved is None:
+            log.info("task %s finished but was no longer ours; result discarded", claimed.id)
+
+    def _fail(self, task_id: int, error: ReelgateError) -> None:
+        log.info("task %s failed: %s %s", task_id, error.code, error.message)
+        with self.db.write() as session:
+            queue.transition(
+                session,
+                task_id,
+                expected=TaskStatus.RUNNING,
+                to=TaskStatus.FAILED,
+                actor=self.id,
+                detail=error.message,
+                worker_id=self.id,
+                error_code=error.code,
+                error_message=error.message,
+            )
+
+    # -- leases and sweeping -------------------------------------------------------------
+
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
+        interval = self.settings.worker.heartbeat_seconds
+        while not stop.wait(interval):
+            try:
+                self.heartbeat()
+            except Exception:  # the database may be briefly unreachable; try again next beat
+                log.exception("heartbeat failed")
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            active = list(self._active.values())
+        with self.db.write() as session:
+            queue.touch_worker(session, self.id)
+            for item in active:
+                ours = queue.renew_lease(
+                    session,
+                    item.task.id,
+                    self.id,
+                    self.settings.worker.lease_seconds,
+                    item.progress,
+                )
+                if not ours:
+                    item.stop.set()
+
+    def _maybe_sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < self.settings.worker.sweep_seconds:
+            return
+        self._last_sweep = now
+        try:
+            sweep(self.runtime, actor=self.id)
+        except Exception:
+            log.exception("sweep failed")
+
+
+def sweep(runtime: Runtime, *, actor: str = "sweeper") -> int:
+    """Requeue RUNNING tasks whose lease expired, or fail them with 1006 after the last attempt."""
+    now = utcnow()
+    with runtime.db.read() as session:
+        expired = queue.expired_leases(session, now)
+    moved = 0
+    for task_id, attempts, max_attempts in expired:
+        still_expired = [Task.lease_expires_at < now]
+        with runtime.db.write() as session:
+            if attempts >= max_attempts:
+                error = TaskTimedOut(
+                    f"its worker stopped responding on attempt {attempts} of {max_attempts}"
+                )
+                done = queue.transition(
+                    session,
+                    task_id,
+                    expected=TaskStatus.RUNNING,
+                    to=TaskStatus.FAILED,
+                    actor=actor,
+                    detail=error.message,
+                    extra_where=still_expired,
+                    error_code=error.code,
+                    error_message=error.message,
+                )
+            else:
+                done = queue.transition(
+                    session,
+                    task_id,
+                    expected=TaskStatus.RUNNING,
+                    to=TaskStatus.QUEUED,
+                    actor=actor,
+                    detail=f"lease expired on attempt {attempts}",
+                    extra_where=still_expired,
+                )
+        moved += done is not None
+    return moved
