@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     engine: str = "preview"
     #: Draw the small "preview" mark on preview renders.
     preview_watermark: bool = True
+    #: Long side of preview renders in pixels (720p class by default; smaller is faster).
+    preview_long_side: int = 1280
     #: Lifetime of signed upload links (RunningHub: one day).
     upload_url_ttl_seconds: int = 86_400
     #: Lifetime of signed result links, counted from the query that returned them.

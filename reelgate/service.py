@@ -303,6 +303,6 @@ def _parse_task_id(task_id: Any) -> int:
     if not isinstance(task_id, str) or not task_id.strip():
         raise InvalidParameters("taskId is required")
     task_id = task_id.strip()
-    if not is_task_id(task_id):
+    if not is_task_id(task_id) or int(task_id) >= 2**63:
         raise TaskNotFound(f"no task {task_id}")
     return int(task_id)

@@ -13,7 +13,7 @@ def load_engine(name: str, settings: Settings) -> Engine:
     if name == "preview":
         from reelgate.engines.preview import PreviewEngine
 
-        return PreviewEngine()
+        return PreviewEngine(long_side=settings.preview_long_side)
     raise EngineUnavailable(
         f"unknown engine {name!r}; this build provides: {', '.join(ENGINE_NAMES)}"
     )

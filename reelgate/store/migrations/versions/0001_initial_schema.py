@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 16:41:32.511053
+Create Date: 2026-11-21
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ def upgrade() -> None:
         sa.Column("max_attempts", sa.Integer(), nullable=False),
         sa.Column("worker_id", sa.String(length=100), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(), nullable=True),
-        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("reserved_coins", sa.BigInteger(), nullable=False),
         sa.Column("consumed_coins", sa.BigInteger(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),

@@ -1,0 +1,3 @@
+from reelgate.cli.main import main
+
+main()

@@ -1,0 +1,250 @@
+"""The ``reelgate`` command: server-side commands here, client commands from ``client_commands``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reelgate.config import Settings
+
+app = typer.Typer(
+    help="reelgate: a self-hosted, RunningHub-compatible video generation API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Create, list and disable API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Embedded worker processes (0 = API only).")] = 1,
+    demo: Annotated[
+        bool, typer.Option(help="Render the documentation's sample task once the server is up.")
+    ] = False,
+) -> None:
+    """Run the API with an embedded worker pool (SQLite and local storage by default)."""
+    import uvicorn
+
+    from reelgate.api.app import create_app
+    from reelgate.runtime import Runtime
+    from reelgate.worker.pool import WorkerPool
+
+    _logging()
+    settings = Settings()
+    runtime = Runtime.open(settings)
+    first_key = runtime.ensure_first_key()
+    if first_key:
+        console.print(
+            f"Created the first API key: [bold]{first_key}[/bold]\n"
+            f"(saved in {runtime.first_key_path}; it is not shown again)"
+        )
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), host=host, port=port))
+    pool = WorkerPool(workers)
+    if workers:
+        pool.start()
+    if demo:
+        threading.Thread(
+            target=_demo_when_up, args=(server, runtime, host, port), daemon=True
+        ).start()
+    try:
+        server.run()
+    finally:
+        pool.stop()
+        runtime.close()
+
+
+def _demo_when_up(server: object, runtime: object, host: str, port: int) -> None:
+    import time
+
+    from reelgate.cli.demo import run_demo
+    from reelgate.runtime import Runtime
+
+    assert isinstance(runtime, Runtime)
+    while not getattr(server, "started", False):
+        time.sleep(0.1)
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    key_file = runtime.first_key_path
+    if not key_file.exists():
+        err_console.print(f"demo: no {key_file}; create a key with 'reelgate keys create'")
+        return
+    try:
+        run_demo(base, key_file.read_text().strip(), Path("reelgate-demo"), console)
+    except Exception as exc:  # the demo must never take the server down
+        err_console.print(f"demo failed: {exc}")
+        return
+    console.print(
+        f"The server keeps running at {base}. Try:\n"
+        f"  curl -s {base}/openapi/v2/queue/status -H \"Authorization: Bearer $(cat {key_file})\"\n"
+        "Stop it with Ctrl-C."
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Tasks rendered at the same time.")] = 1,
+) -> None:
+    """Run a standalone worker against REELGATE_DATABASE_URL and REELGATE_STORAGE_URL."""
+    from reelgate.runtime import Runtime
+    from reelgate.worker.worker import Worker
+
+    _logging()
+    runtime = Runtime.open(Settings())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        Worker(runtime, concurrency=concurrency).run(stop)
+    finally:
+        runtime.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A name to tell the key apart.")],
+    coins: Annotated[int | None, typer.Option(help="Starting balance in RH coins.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Tasks running at once.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from reelgate.runtime import Runtime
+    from reelgate.store import repo
+
+    settings = Settings()
+    runtime = Runtime.open(settings)
+    try:
+        with runtime.db.write() as session:
+            key = repo.create_key(
+                session,
+                name=name,
+                coins=settings.default_key_coins if coins is None else coins,
+                concurrency=settings.default_key_concurrency if concurrency is None else concurrency,
+                queue_cap=settings.default_key_queue_cap,
+            )
+    finally:
+        runtime.close()
+    if as_json:
+        print(json.dumps({"apiKey": key.api_key, "id": key.id, "name": key.name,
+                          "coins": key.coins, "concurrency": key.concurrency,
+                          "webhookSecret": key.webhook_secret}))
+    else:
+        console.print(f"API key for {name!r} (shown once): [bold]{key.api_key}[/bold]")
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List keys (by prefix; keys themselves are never stored)."""
+    from reelgate.runtime import Runtime
+    from reelgate.store import repo
+
+    runtime = Runtime.open(Settings())
+    try:
+        with runtime.db.read() as session:
+            rows = [
+                {"id": k.id, "name": k.name, "prefix": k.key_prefix, "coins": k.coins,
+                 "concurrency": k.concurrency, "running": k.running_tasks,
+                 "disabled": k.disabled, "createdAt": k.created_at.isoformat()}
+                for k in repo.list_keys(session)
+            ]
+    finally:
+        runtime.close()
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("id", "name", "prefix", "coins", "concurrency", "running", "disabled")
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("id", "name", "prefix", "coins", "concurrency",
+                                             "running", "disabled")))
+    console.print(table)
+
+
+@keys_app.command("disable")
+def keys_disable(
+    key: Annotated[str, typer.Argument(help="The key's id, its prefix, or the key itself.")],
+) -> None:
+    """Disable a key: its requests answer 1002 from now on."""
+    from reelgate.runtime import Runtime
+    from reelgate.store import repo
+
+    runtime = Runtime.open(Settings())
+    try:
+        with runtime.db.write() as session:
+            changed = repo.set_key_disabled(session, key, True)
+    finally:
+        runtime.close()
+    if not changed:
+        err_console.print(f"no key matches {key!r}")
+        raise typer.Exit(1)
+    console.print(f"disabled {changed} key(s)")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations."""
+    from reelgate.store.db import Database
+    from reelgate.store.migrate import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url())
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()
+    console.print("database is up to date")
+
+
+@app.command()
+def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The engines, their models and capabilities, and whether they are ready here."""
+    from reelgate.core.catalogue import CATALOGUE
+    from reelgate.engines.registry import ENGINE_NAMES, load_engine
+
+    settings = Settings()
+    rows = []
+    for name in ENGINE_NAMES:
+        engine = load_engine(name, settings)
+        ready, why = engine.ready()
+        caps = engine.capabilities
+        rows.append({
+            "name": name,
+            "default": name == settings.engine,
+            "ready": ready,
+            "detail": why,
+            "models": sorted(m.path for m in CATALOGUE.values() if m.family in caps.families),
+            "capabilities": {"families": sorted(f.value for f in caps.families),
+                             "firstFrame": caps.first_frame, "lastFrame": caps.last_frame,
+                             "referenceImages": caps.reference_images, "audio": caps.audio,
+                             "maxSeconds": caps.max_seconds, "fps": caps.fps},
+        })
+    if as_json:
+        print(json.dumps(rows))
+        return
+    for row in rows:
+        mark = "[green]ready[/green]" if row["ready"] else "[red]not ready[/red]"
+        console.print(f"[bold]{row['name']}[/bold] {mark}: {row['detail']}")
+        for model in row["models"]:
+            console.print(f"  {model}")
+
+
+def main() -> None:
+    app()
