@@ -35,12 +35,15 @@ from reelgate.client._config import (
     resolve_base_url,
 )
 from reelgate.client._errors import (
+    AccessDenied,
     APIError,
     ConnectError,
     DownloadError,
     FinalError,
+    InsufficientBalance,
     InvalidApiKey,
     NetworkError,
+    QueueFull,
     RateLimited,
     ReelgateError,
     RequestValidationError,
@@ -49,6 +52,7 @@ from reelgate.client._errors import (
     StillRunning,
     TaskCancelled,
     TaskFailed,
+    TaskNotFound,
     UnexpectedResponse,
     error_class,
 )
@@ -69,6 +73,17 @@ from reelgate.client._models import to_number as _num
 from reelgate.client._upload import MediaRef, MemoryUploadCache, UploadCache, find_local_media
 
 logger = logging.getLogger("reelgate.client")
+
+#: Codes that refuse a request; a task never ends with one of them.
+_REQUEST_CODES: frozenset[str] = frozenset().union(
+    InvalidApiKey.codes,
+    AccessDenied.codes,
+    RateLimited.codes,
+    QueueFull.codes,
+    InsufficientBalance.codes,
+    TaskNotFound.codes,
+    {"1007", "301", "1009"},
+)
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 POLL_AFTER_HEADER: Final = "X-Reelgate-Poll-After"
@@ -317,7 +332,7 @@ class BaseClient:
         message = body.get("errorMessage") or None
         if code in ("", "0") and "code" in body and str(body["code"]) not in ("0", "200"):
             code = str(body["code"]).strip()
-            message = body.get("msg") or body.get("message") or None
+            message = body.get("errorMessage") or body.get("msg") or body.get("message") or None
         if code in ("", "0"):
             return
         cls = error_class(code)
@@ -338,8 +353,13 @@ class BaseClient:
             raise UnexpectedResponse("the task answer is not a JSON object", response=response)
         tid = str(body.get("taskId") or "") or task_id
         status = parse_status(body.get("status"))
-        if status is None or not status.is_terminal:
-            # RunningHub's kit treats any errorCode as a failure, whatever the status says.
+        code = _code(body.get("errorCode"))
+        # A refused request (bad key, unknown task, limits, invalid body) is never a task's own
+        # failure, even when the answer says FAILED or echoes the taskId; and RunningHub's kit
+        # treats any errorCode as a failure, whatever the status says.
+        if code and (
+            code in _REQUEST_CODES or not body.get("taskId") or not (status and status.is_terminal)
+        ):
             self._raise_code(body, response, tid)
         if status is None or not tid:
             raise UnexpectedResponse(
