@@ -1,0 +1,191 @@
+"""The queue's database contract on SQLite and PostgreSQL: claims, limits, leases, guards."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from reelgate.core.errors import InvalidTransition
+from reelgate.core.status import TaskStatus
+from reelgate.runtime import Runtime
+from reelgate.service import Caller, Service
+from reelgate.store import queue, repo
+from reelgate.store.db import Database
+from reelgate.store.tables import Task, TaskEvent
+from reelgate.worker.worker import sweep
+from tests.conftest import new_key
+
+BODY = {"prompt": "street", "firstImageUrl": "https://example.com/a.png", "duration": 3}
+
+
+def caller_for(service: Service, api_key: str) -> Caller:
+    return service.authenticate(api_key)
+
+
+def submit(runtime: Runtime, api_key: str, **body: Any) -> int:
+    service = Service(runtime)
+    task = service.submit(caller_for(service, api_key), "kling-video-o3-std/image-to-video", {**BODY, **body})
+    return task.id
+
+
+def status_of(runtime: Runtime, task_id: int) -> Task:
+    with runtime.db.read() as session:
+        task = repo.get_task(session, task_id)
+        assert task is not None
+        return task
+
+
+def claim(db: Database, worker: str, lease: float = 30.0) -> queue.ClaimedTask | None:
+    with db.write() as session:
+        return queue.claim_next(session, worker, lease)
+
+
+def test_two_workers_racing_for_one_task_claim_it_once(runtime: Runtime, api_key: str) -> None:
+    # Each worker has its own engine (connection pool), as separate processes would.
+    others = [Database(runtime.db.url), Database(runtime.db.url)]
+    try:
+        for _ in range(10):
+            task_id = submit(runtime, api_key)
+            barrier = threading.Barrier(2)
+            won: list[Any] = []
+
+            def race(db: Database, name: str) -> None:
+                barrier.wait()
+                won.append(claim(db, name))
+
+            threads = [threading.Thread(target=race, args=(db, f"w{i}")) for i, db in enumerate(others)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            claimed = [c for c in won if c is not None]
+            assert [c.id for c in claimed] == [task_id]
+            assert status_of(runtime, task_id).attempts == 1
+            with runtime.db.write() as session:
+                queue.transition(session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="test")
+    finally:
+        for db in others:
+            db.dispose()
+
+
+def test_claims_respect_each_keys_concurrency(runtime: Runtime) -> None:
+    one = new_key(runtime, concurrency=1)
+    two = new_key(runtime, concurrency=2)
+    a1, a2 = submit(runtime, one), submit(runtime, one)
+    b1, b2, b3 = submit(runtime, two), submit(runtime, two), submit(runtime, two)
+    claimed = []
+    while (c := claim(runtime.db, "w")) is not None:
+        claimed.append(c.id)
+    assert claimed == [a1, b1, b2]  # oldest first, never past a key's limit
+    with runtime.db.write() as session:
+        queue.transition(session, a1, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="w", worker_id="w")
+    c = claim(runtime.db, "w")
+    assert c is not None and c.id == a2
+    assert claim(runtime.db, "w") is None
+    assert status_of(runtime, b3).status == "QUEUED"
+
+
+def test_concurrency_holds_under_parallel_claims(runtime: Runtime) -> None:
+    key = new_key(runtime, concurrency=2)
+    for _ in range(6):
+        submit(runtime, key)
+    dbs = [Database(runtime.db.url) for _ in range(4)]
+    barrier = threading.Barrier(4)
+    got: list[Any] = []
+    try:
+        def grab(db: Database, name: str) -> None:
+            barrier.wait()
+            for _ in range(3):
+                got.append(claim(db, name))
+
+        threads = [threading.Thread(target=grab, args=(db, f"w{i}")) for i, db in enumerate(dbs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for db in dbs:
+            db.dispose()
+    assert len([c for c in got if c is not None]) == 2
+
+
+def test_a_late_worker_cannot_overwrite_a_terminal_state(runtime: Runtime, api_key: str) -> None:
+    task_id = submit(runtime, api_key)
+    assert claim(runtime.db, "slow") is not None
+    with runtime.db.write() as session:
+        assert queue.transition(session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.CANCEL, actor="api")
+    with runtime.db.write() as session:
+        late = queue.transition(
+            session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="slow", worker_id="slow"
+        )
+    assert late is None
+    assert status_of(runtime, task_id).status == "CANCEL"
+    with pytest.raises(InvalidTransition), runtime.db.write() as session:
+        queue.transition(session, task_id, expected=TaskStatus.SUCCESS, to=TaskStatus.QUEUED, actor="x")
+
+
+def test_every_transition_writes_an_event(runtime: Runtime, api_key: str) -> None:
+    task_id = submit(runtime, api_key)
+    claim(runtime.db, "w")
+    with runtime.db.write() as session:
+        queue.transition(session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.FAILED, actor="w",
+                         worker_id="w", error_code="1013", error_message="bad file")
+    with runtime.db.read() as session:
+        events = session.query(TaskEvent).filter_by(task_id=task_id).order_by(TaskEvent.id).all()
+        trail = [(e.from_status, e.to_status, e.actor) for e in events]
+    assert trail == [(None, "QUEUED", "api"), ("QUEUED", "RUNNING", "w"), ("RUNNING", "FAILED", "w")]
+
+
+def test_failed_and_cancelled_tasks_refund_and_success_keeps_the_price(runtime: Runtime) -> None:
+    key = new_key(runtime, coins=10_000, concurrency=5)
+
+    def balance() -> int:
+        with runtime.db.read() as session:
+            found = repo.find_key(session, key)
+            assert found is not None
+            return found.coins
+
+    ok, bad = submit(runtime, key), submit(runtime, key)
+    assert balance() == 10_000 - 2 * 3 * 69
+    claim(runtime.db, "w")
+    claim(runtime.db, "w")
+    with runtime.db.write() as session:
+        queue.transition(session, ok, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="w")
+        queue.transition(session, bad, expected=TaskStatus.RUNNING, to=TaskStatus.FAILED, actor="w")
+    assert balance() == 10_000 - 3 * 69
+    assert status_of(runtime, ok).consumed_coins == 207
+    assert status_of(runtime, bad).consumed_coins == 0
+
+
+def test_sweeper_requeues_expired_leases_then_fails_with_1006(runtime: Runtime, api_key: str) -> None:
+    task_id = submit(runtime, api_key)
+    for attempt in range(1, runtime.settings.worker.max_attempts + 1):
+        claimed = claim(runtime.db, f"dead-{attempt}", lease=0.05)
+        assert claimed is not None and claimed.attempts == attempt
+        time.sleep(0.1)
+        assert sweep(runtime) == 1
+    task = status_of(runtime, task_id)
+    assert task.status == "FAILED"
+    assert task.error_code == "1006"
+    assert "attempt 3 of 3" in task.error_message
+    with runtime.db.read() as session:
+        key = session.get(Task, task_id)
+        assert key is not None
+    assert sweep(runtime) == 0
+
+
+def test_a_renewed_lease_is_not_swept(runtime: Runtime, api_key: str) -> None:
+    task_id = submit(runtime, api_key)
+    claim(runtime.db, "alive", lease=0.2)
+    for _ in range(4):
+        time.sleep(0.1)
+        with runtime.db.write() as session:
+            assert queue.renew_lease(session, task_id, "alive", 0.2, 0.5)
+        sweep(runtime)
+    task = status_of(runtime, task_id)
+    assert (task.status, task.worker_id, task.progress) == ("RUNNING", "alive", 0.5)
+    with runtime.db.write() as session:
+        assert not queue.renew_lease(session, task_id, "someone-else", 0.2, None)
