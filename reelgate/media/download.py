@@ -17,9 +17,8 @@ import httpx
 from reelgate import __version__
 from reelgate.config import MediaSettings
 from reelgate.core.errors import FileTooLarge, InvalidUrl
-from reelgate.media.netguard import resolve_host
+from reelgate.media.netguard import NetworkPolicy, resolve_host
 
-_CHUNK = 64 * 1024
 _URL_SHOWN_MAX = 200
 
 
@@ -99,12 +98,12 @@ class HttpDownloader:
     def __init__(
         self,
         settings: MediaSettings,
+        policy: NetworkPolicy,
         *,
-        allow_private_networks: bool,
         client: httpx.Client | None = None,
     ) -> None:
         self._settings = settings
-        self._allow_private = allow_private_networks
+        self._policy = policy
         self._owns_client = client is None
         # trust_env=False: an HTTP(S)_PROXY from the environment would receive the pinned
         # IP-literal URLs and make its own, unchecked, connection.
@@ -151,7 +150,7 @@ class HttpDownloader:
     def _send(self, url: httpx.URL, deadline: float) -> httpx.Response:
         host = url.raw_host.decode("ascii")
         port = url.port or (443 if url.scheme == "https" else 80)
-        resolved = resolve_host(host, port, allow_private_networks=self._allow_private)
+        resolved = resolve_host(host, port, self._policy)
         failure: Exception | None = None
         # Try each checked address in turn, as a browser would on a dual-stack host.
         for ip in resolved.addresses:
@@ -189,7 +188,9 @@ class HttpDownloader:
         written = 0
         try:
             with dest.open("wb") as out:
-                for chunk in response.iter_bytes(_CHUNK):
+                # No chunk_size: httpx would buffer up to it, and both the cap and the deadline
+                # must be checked as bytes arrive.
+                for chunk in response.iter_bytes():
                     written += len(chunk)
                     if written > cap:
                         raise too_large(None, cap)

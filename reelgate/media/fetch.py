@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from reelgate.media.download import (
     too_large,
     write_data_uri,
 )
+from reelgate.media.netguard import NetworkPolicy
 from reelgate.media.sniff import Sniffed, sniff
 
 _SNIFF_BYTES = 32
@@ -66,12 +67,16 @@ class MediaFetcher:
         allow_private_networks: bool,
         resolve_own_url: Callable[[str], Path | None] = lambda url: None,
         http_client: httpx.Client | None = None,
+        allowed_networks: Iterable[str] = (),
     ) -> None:
+        """``allowed_networks`` (CIDR strings) are non-public networks trusted even when
+        ``allow_private_networks`` is off."""
         self._settings = settings
         self._resolve_own_url = resolve_own_url
-        self._http = HttpDownloader(
-            settings, allow_private_networks=allow_private_networks, client=http_client
+        policy = NetworkPolicy.build(
+            allow_private_networks=allow_private_networks, allowed_networks=allowed_networks
         )
+        self._http = HttpDownloader(settings, policy, client=http_client)
 
     def close(self) -> None:
         """Close the HTTP client if this fetcher created it (a passed-in client stays open)."""

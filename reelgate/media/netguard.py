@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reelgate.core.errors import InvalidUrl
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Shared address space for carrier-grade NAT; not covered by ``is_private`` on Python 3.11.
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
@@ -60,14 +62,42 @@ def is_public_address(ip: IPAddress) -> bool:
 
 
 @dataclass(frozen=True)
+class NetworkPolicy:
+    """Which addresses a fetch may reach besides public ones."""
+
+    #: Everything (``REELGATE_ALLOW_PRIVATE_NETWORKS=true``): development and tests.
+    allow_private_networks: bool = False
+    #: Specific non-public networks that are trusted anyway, e.g. an object store on the LAN,
+    #: so that one internal host can be allowed without opening all of them.
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def build(
+        cls, *, allow_private_networks: bool, allowed_networks: Iterable[str | IPNetwork] = ()
+    ) -> NetworkPolicy:
+        return cls(
+            allow_private_networks,
+            tuple(ipaddress.ip_network(net, strict=False) for net in allowed_networks),
+        )
+
+    def permits(self, ip: IPAddress) -> bool:
+        if self.allow_private_networks or is_public_address(ip):
+            return True
+        forms: list[IPAddress] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)):
+            forms.append(embedded)
+        return any(form in net for form in forms for net in self.allowed_networks)
+
+
+@dataclass(frozen=True)
 class ResolvedHost:
     host: str
     #: Every address the host resolved to, in resolver order, all of them checked.
     addresses: tuple[IPAddress, ...]
 
 
-def resolve_host(host: str, port: int, *, allow_private_networks: bool) -> ResolvedHost:
-    """Resolve ``host`` and refuse it unless every address is public (or private ones are allowed).
+def resolve_host(host: str, port: int, policy: NetworkPolicy) -> ResolvedHost:
+    """Resolve ``host`` and refuse it unless ``policy`` permits every one of its addresses.
 
     All addresses must pass, not just the first: an attacker's DNS can return a public and a
     private address together and leave the choice to the client's connection logic.
@@ -85,13 +115,12 @@ def resolve_host(host: str, port: int, *, allow_private_networks: bool) -> Resol
             addresses.append(ip)
     if not addresses:
         raise InvalidUrl(f"cannot resolve host {host!r} (no addresses)")
-    if not allow_private_networks:
-        for ip in addresses:
-            if not is_public_address(ip):
-                shown = host if host == str(ip) else f"{host} ({ip})"
-                raise InvalidUrl(
-                    f"host {shown} resolves to a non-public address; fetching from loopback, "
-                    f"private, link-local or reserved networks is refused unless the server "
-                    f"sets {ALLOW_SETTING}"
-                )
+    for ip in addresses:
+        if not policy.permits(ip):
+            shown = host if host == str(ip) else f"{host} ({ip})"
+            raise InvalidUrl(
+                f"host {shown} resolves to a non-public address; fetching from loopback, "
+                f"private, link-local or reserved networks is refused unless the server "
+                f"sets {ALLOW_SETTING}"
+            )
     return ResolvedHost(host, tuple(addresses))

@@ -16,6 +16,12 @@ class Sniffed:
     ext: str
 
 
+#: Extensions the upload endpoint stores (contract §6.1: images JPG/PNG/WEBP, videos
+#: MP4/AVI/MOV/MKV, audio MP3/WAV/FLAC and M4A, ZIP). ``sniff`` recognises more than this.
+UPLOAD_FORMATS = frozenset(
+    {"png", "jpg", "webp", "mp4", "mov", "mkv", "avi", "mp3", "wav", "flac", "m4a", "zip"}
+)
+
 #: ISO base media brands that are still images, not videos (HEIF/AVIF share MP4's ``ftyp`` box).
 _IMAGE_BRANDS = {
     b"heic": "heic",
