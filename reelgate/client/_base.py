@@ -107,7 +107,7 @@ class BaseClient:
         upload_cache: UploadCache | None = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
-        self.__api_key = resolve_api_key(api_key)
+        self._api_key = resolve_api_key(api_key)
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry
         self.poll = poll
@@ -126,7 +126,7 @@ class BaseClient:
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {
-            "Authorization": f"Bearer {self.__api_key}",
+            "Authorization": f"Bearer {self._api_key.reveal()}",
             "User-Agent": f"reelgate-client/{__version__}",
             "Accept": "application/json",
         }
@@ -168,12 +168,12 @@ class BaseClient:
     def _cancel_request(
         self, http: httpx.Client | httpx.AsyncClient, task_id: str
     ) -> httpx.Request:
-        body = {"apiKey": self.__api_key, "taskId": task_id}
+        body = {"apiKey": self._api_key.reveal(), "taskId": task_id}
         return self._json_request(http, "POST", "/task/openapi/cancel", body)
 
     def _account_request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         return self._json_request(
-            http, "POST", "/uc/openapi/accountStatus", {"apikey": self.__api_key}
+            http, "POST", "/uc/openapi/accountStatus", {"apikey": self._api_key.reveal()}
         )
 
     def _queue_request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:

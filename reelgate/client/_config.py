@@ -106,7 +106,24 @@ def resolve_base_url(base_url: str | None) -> str:
     return url
 
 
-def resolve_api_key(api_key: str | None) -> str:
+class Secret:
+    """A value that shows as ``***`` in reprs, logs and tracebacks; ``reveal()`` gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+def resolve_api_key(api_key: str | None) -> Secret:
     """The argument, else ``REELGATE_API_KEY``, else ``RUNNINGHUB_API_KEY``."""
     key = api_key or next((os.environ[e] for e in API_KEY_ENVS if os.environ.get(e)), "")
     key = key.strip()
@@ -115,7 +132,7 @@ def resolve_api_key(api_key: str | None) -> str:
             "no API key: pass api_key= (or --api-key) or set REELGATE_API_KEY "
             "(or RUNNINGHUB_API_KEY)"
         )
-    return key
+    return Secret(key)
 
 
 def is_runninghub(base_url: str) -> bool:

@@ -206,7 +206,7 @@ def describe(exc: ValidationError, model_path: str) -> str:
     for error in exc.errors(include_url=False):
         # Keep field names and list indexes; drop the tags pydantic adds for union members.
         loc = [
-            str(p)
+            str(p) if isinstance(p, int) else to_camel(p)
             for p in error["loc"]
             if isinstance(p, int)
             or (p.isidentifier() and p[0].islower() and p not in ("str", "bytes", "int", "bool"))
