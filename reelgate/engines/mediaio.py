@@ -110,8 +110,13 @@ class MediaWriter:
             raise ValueError(f"frame is {rgb.shape}, writer is {self.height}x{self.width}x3")
         # OpenCV's I420 conversion (BT.601, limited range, as swscale's default) is several
         # times faster than letting the encoder convert RGB itself.
-        yuv = cast(RGBFrame, cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        self.write_i420(cast(RGBFrame, cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)))
+
+    def write_i420(self, i420: npt.NDArray[np.uint8]) -> None:
+        """Encode one I420 frame: shape (height * 3 / 2, width), Y then U then V planes."""
+        if i420.shape != (self.height * 3 // 2, self.width):
+            raise ValueError(f"I420 frame is {i420.shape}, writer is {self.width}x{self.height}")
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = self._frames_written
         self._frames_written += 1
         self._container.mux(self._video.encode(frame))
@@ -197,4 +202,16 @@ def iter_rgb_frames(path: Path) -> Iterator[RGBFrame]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
+            yield cast(RGBFrame, frame.to_ndarray(format="rgb24"))
+
+
+def iter_key_frames(path: Path, limit: int) -> Iterator[RGBFrame]:
+    """Decode up to ``limit`` key frames to RGB: a cheap sample of a whole video (the first
+    frame is always one)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        for count, frame in enumerate(container.decode(stream)):
+            if count >= limit:
+                return
             yield cast(RGBFrame, frame.to_ndarray(format="rgb24"))
