@@ -31,6 +31,8 @@ def display_url(url: httpx.URL | str) -> str:
             url = httpx.URL(text)
         except httpx.InvalidURL:
             return _cut(text)
+        if not url.raw_host:
+            return _cut(text.partition("?")[0])
     shown = str(url.copy_with(query=None, fragment=None))
     if url.query:
         shown += "?…"
@@ -211,13 +213,15 @@ def _timed_out(url: httpx.URL | str, timeout: float) -> InvalidUrl:
 
 
 def _parse_http_url(url: str | httpx.URL, *, redirected: bool = False) -> httpx.URL:
+    # Messages show what the caller wrote; httpx's normalised form can read oddly ("http:").
+    shown = display_url(url)
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise InvalidUrl(f"{display_url(str(url))} is not a valid URL ({exc})") from exc
+        raise InvalidUrl(f"{shown} is not a valid URL ({exc})") from exc
     if parsed.scheme not in ("http", "https"):
         what = "redirect target" if redirected else "URL"
-        raise InvalidUrl(f"{what} {display_url(parsed)} must use http or https")
+        raise InvalidUrl(f"{what} {shown} must use http or https")
     if not parsed.raw_host:
-        raise InvalidUrl(f"URL {display_url(parsed)} has no host")
+        raise InvalidUrl(f"URL {shown} has no host")
     return parsed
