@@ -114,7 +114,8 @@ def running_server(data_dir: Path, *, worker: bool, **overrides: object) -> Iter
     thread = None
     if worker:
         thread = threading.Thread(
-            target=Worker(runtime, concurrency=2, engine=StubEngine()).run, args=(stop,),
+            target=Worker(runtime, concurrency=2, engine=StubEngine()).run,
+            args=(stop,),
             daemon=True,
         )
         thread.start()
@@ -212,9 +213,22 @@ def serve_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServePro
     )
     log = (data_dir / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reelgate", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir,
+        [
+            sys.executable,
+            "-m",
+            "reelgate",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=data_dir,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -250,5 +264,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "first": write_sample_image(folder / "first.png", width=480, height=320, variant="first"),
         "last": write_sample_image(folder / "last.jpg", width=480, height=320, variant="last"),
-        "video": write_sample_video(folder / "clip.mp4", seconds=3.5, width=160, height=120, fps=12),
+        "video": write_sample_video(
+            folder / "clip.mp4", seconds=3.5, width=160, height=120, fps=12
+        ),
     }

@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from reelgate.client import (
+    DEFAULT_RETRY,
     NO_RETRY,
+    APIError,
     AsyncClient,
     InsufficientBalance,
     InvalidApiKey,
@@ -32,18 +34,35 @@ pytestmark = pytest.mark.anyio
 FAST = PollPolicy(queued_initial=0.02, queued_max=0.1, running_initial=0.02, running_max=0.1)
 
 
-def client(server: Server, transport: httpx.AsyncBaseTransport | None = None, **kw: object) -> AsyncClient:
-    return AsyncClient(server.url, server.api_key, transport=transport or asgi(server), poll=FAST,
-                       **kw)  # type: ignore[arg-type]
+def client(
+    server: Server,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    idempotency: bool | None = None,
+) -> AsyncClient:
+    return AsyncClient(
+        server.url,
+        server.api_key,
+        transport=transport or asgi(server),
+        poll=FAST,
+        retry=retry,
+        idempotency=idempotency,
+    )
 
 
 async def test_local_files_are_uploaded_once_and_outputs_saved(
     server: Server, media: dict[str, Path], tmp_path: Path
 ) -> None:
     async with client(server) as rg:
-        task = await rg.image_to_video("a street at dusk", media["first"],
-                                       last_image=str(media["last"]), duration=3, sound=False,
-                                       tier="std")
+        task = await rg.image_to_video(
+            "a street at dusk",
+            media["first"],
+            last_image=str(media["last"]),
+            duration=3,
+            sound=False,
+            tier="std",
+        )
         assert len(task.id) == 19 and task.id.isdigit()
         info = await task.wait(30)
         assert info.status is TaskStatus.SUCCESS
@@ -53,8 +72,9 @@ async def test_local_files_are_uploaded_once_and_outputs_saved(
         assert not list((tmp_path / "out").glob(".*.part"))
 
         # The same content again, as bytes this time: nothing new is uploaded.
-        again = await rg.image_to_video("the same street", media["first"].read_bytes(),
-                                        duration=3, sound=False, tier="std")
+        again = await rg.image_to_video(
+            "the same street", media["first"].read_bytes(), duration=3, sound=False, tier="std"
+        )
         await again.wait(30)
     assert server.upload_count() == 2  # first and last frame, once each
 
@@ -63,8 +83,9 @@ async def test_video_edit_with_reference_images(
     server: Server, media: dict[str, Path], tmp_path: Path
 ) -> None:
     async with client(server) as rg:
-        task = await rg.video_edit("make it sepia", media["video"], images=[media["first"]],
-                                   keep_sound=False, tier="pro")
+        task = await rg.video_edit(
+            "make it sepia", media["video"], images=[media["first"]], keep_sound=False, tier="pro"
+        )
         info = await task.wait(30)
         assert info.results[0].output_type == "mp4"
         assert (await rg.download(task.id, tmp_path))[0].name == f"{task.id}_1.mp4"
@@ -126,12 +147,14 @@ async def test_lost_submit_answer_is_retried_with_its_idempotency_key_into_one_t
     cut = CutAfterCommit(asgi(idle_server))
     async with client(idle_server, cut) as rg:
         coins = (await rg.account()).remain_coins
-        task = await rg.image_to_video("once", "https://example.com/a.png", duration=3,
-                                       sound=False, tier="std")
+        task = await rg.image_to_video(
+            "once", "https://example.com/a.png", duration=3, sound=False, tier="std"
+        )
         assert len(cut.submits) == 2
         keys = {r.headers["Idempotency-Key"] for r in cut.submits}
         assert len(keys) == 1
         assert idle_server.task_count() == 1
+        assert coins is not None
         assert (await rg.account()).remain_coins == coins - 3 * 52  # paid once
         assert (await rg.query(task.id)).status is TaskStatus.QUEUED
 
@@ -150,12 +173,21 @@ async def test_without_idempotency_a_lost_submit_answer_is_never_resubmitted(
 async def test_server_refusals_map_to_the_error_tree(idle_server: Server) -> None:
     body = {"prompt": "x", "firstImageUrl": "https://example.com/a.png", "duration": 3}
     path = "kling-video-o3-std/image-to-video"
-    cases = [
+    cases: list[tuple[AsyncClient, type[APIError]]] = [
         (AsyncClient(idle_server.url, "not-a-key", transport=asgi(idle_server)), InvalidApiKey),
-        (AsyncClient(idle_server.url, idle_server.new_key(coins=0), transport=asgi(idle_server)),
-         InsufficientBalance),
-        (AsyncClient(idle_server.url, idle_server.new_key(queue_cap=0), transport=asgi(idle_server),
-                     retry=NO_RETRY), QueueFull),
+        (
+            AsyncClient(idle_server.url, idle_server.new_key(coins=0), transport=asgi(idle_server)),
+            InsufficientBalance,
+        ),
+        (
+            AsyncClient(
+                idle_server.url,
+                idle_server.new_key(queue_cap=0),
+                transport=asgi(idle_server),
+                retry=NO_RETRY,
+            ),
+            QueueFull,
+        ),
     ]
     for rg, error in cases:
         async with rg:
@@ -173,8 +205,10 @@ async def test_server_refusals_map_to_the_error_tree(idle_server: Server) -> Non
 async def test_rate_limits_are_retried_after_a_pause(tmp_path: Path) -> None:
     with running_server(tmp_path / "limited", worker=False, rate_limit_per_second=5) as srv:
         async with client(srv, retry=NO_RETRY) as rg:
-            task = await rg.run("kling-video-o3-std/image-to-video",
-                                {"prompt": "x", "firstImageUrl": "https://example.com/a.png"})
+            task = await rg.run(
+                "kling-video-o3-std/image-to-video",
+                {"prompt": "x", "firstImageUrl": "https://example.com/a.png"},
+            )
             with pytest.raises(RateLimited) as caught:
                 for _ in range(30):
                     await task.refresh()

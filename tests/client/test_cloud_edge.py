@@ -16,6 +16,7 @@ import pytest
 from reelgate.client import (
     RUNNINGHUB_AI,
     AccessDenied,
+    APIError,
     Client,
     ConnectError,
     ContentRejected,
@@ -48,8 +49,16 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def v2(status: str = "QUEUED", code: str = "", message: str = "", **extra: Any) -> dict[str, Any]:
-    return {"taskId": TASK if status else "", "status": status, "errorCode": code,
-            "errorMessage": message, "results": None, "clientId": "", "promptTips": "", **extra}
+    return {
+        "taskId": TASK if status else "",
+        "status": status,
+        "errorCode": code,
+        "errorMessage": message,
+        "results": None,
+        "clientId": "",
+        "promptTips": "",
+        **extra,
+    }
 
 
 class Cloud:
@@ -76,6 +85,7 @@ class Cloud:
 def raise_(exc: Exception) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
+
     return handler
 
 
@@ -86,14 +96,23 @@ I2V = "kling-video-o3-pro/image-to-video"
 @pytest.mark.parametrize(
     ("code", "error", "retryable"),
     [
-        ("1002", InvalidApiKey, False), ("1003", RateLimited, True), ("1007", InvalidParameters, False),
-        ("1010", ServiceUnavailable, True), ("1011", ServiceUnavailable, True),
-        ("421", QueueFull, True), ("416", InsufficientBalance, False),
-        ("1014", AccessDenied, False), ("1501", ContentRejected, False),
-        ("1505", ContentRejected, False), ("1005", ServerError, True), ("9999", FinalError, False),
+        ("1002", InvalidApiKey, False),
+        ("1003", RateLimited, True),
+        ("1007", InvalidParameters, False),
+        ("1010", ServiceUnavailable, True),
+        ("1011", ServiceUnavailable, True),
+        ("421", QueueFull, True),
+        ("416", InsufficientBalance, False),
+        ("1014", AccessDenied, False),
+        ("1501", ContentRejected, False),
+        ("1505", ContentRejected, False),
+        ("1005", ServerError, True),
+        ("9999", FinalError, False),
     ],
 )
-def test_submit_refusals_raise_their_class(code: str, error: type[Exception], retryable: bool) -> None:
+def test_submit_refusals_raise_their_class(
+    code: str, error: type[APIError], retryable: bool
+) -> None:
     cloud = Cloud(v2("FAILED", code, "nope") | {"taskId": ""})
     with cloud.client(retry=RetryPolicy(max_attempts=1)) as rg, pytest.raises(error) as caught:
         rg.run(I2V, BODY)
@@ -141,8 +160,11 @@ def test_reads_are_repeated_after_lost_answers_and_server_errors() -> None:
 
 
 def test_wait_handles_every_status_without_server_hints() -> None:
-    done = v2("SUCCESS", results=[{"url": "https://cdn.example/o.mp4", "outputType": "mp4"}],
-              usage={"consumeCoins": "435", "taskCostTime": "32"})
+    done = v2(
+        "SUCCESS",
+        results=[{"url": "https://cdn.example/o.mp4", "outputType": "mp4"}],
+        usage={"consumeCoins": "435", "taskCostTime": "32"},
+    )
     cloud = Cloud(v2("QUEUED"), v2("QUEUED"), v2("CREATE"), v2("RUNNING"), done)
     updates: list[TaskStatus] = []
     with cloud.client() as rg:
@@ -165,16 +187,22 @@ def test_wait_handles_every_status_without_server_hints() -> None:
 
 
 def test_wait_tolerates_transient_poll_failures_until_its_deadline() -> None:
-    cloud = Cloud(raise_(httpx.ReadError("reset")), v2("", "1003", "slow"), httpx.Response(503),
-                  v2("RUNNING"))
+    cloud = Cloud(
+        raise_(httpx.ReadError("reset")), v2("", "1003", "slow"), httpx.Response(503), v2("RUNNING")
+    )
     with cloud.client() as rg, pytest.raises(StillRunning) as caught:
         rg.task(TASK).wait(0.3)
     assert caught.value.task_id == TASK and caught.value.task.status is TaskStatus.RUNNING
 
 
 def test_wait_obeys_the_servers_poll_hint() -> None:
-    hinted = Cloud(httpx.Response(200, json=v2("RUNNING"), headers={"X-Reelgate-Poll-After": "0.2",
-                                                                   "X-Reelgate-Progress": "0.5"}))
+    hinted = Cloud(
+        httpx.Response(
+            200,
+            json=v2("RUNNING"),
+            headers={"X-Reelgate-Poll-After": "0.2", "X-Reelgate-Progress": "0.5"},
+        )
+    )
     with hinted.client() as rg, pytest.raises(StillRunning) as caught:
         rg.task(TASK).wait(0.5)
     assert caught.value.task.progress == 0.5
@@ -186,9 +214,16 @@ def test_a_download_shorter_than_announced_is_not_kept(tmp_path: Path) -> None:
         if request.url.host == "cdn.example":
             assert "Authorization" not in request.headers  # the key never leaves for the CDN
             return httpx.Response(200, content=b"x" * 10, headers={"Content-Length": "20"})
-        return httpx.Response(200, json=v2("SUCCESS", results=[
-            {"url": "https://cdn.example/a/b.MP4?sig=1", "outputType": ""},
-            {"url": None, "outputType": "", "text": "a caption"}]))
+        return httpx.Response(
+            200,
+            json=v2(
+                "SUCCESS",
+                results=[
+                    {"url": "https://cdn.example/a/b.MP4?sig=1", "outputType": ""},
+                    {"url": None, "outputType": "", "text": "a caption"},
+                ],
+            ),
+        )
 
     cloud = Cloud(cdn)
     with cloud.client() as rg, pytest.raises(DownloadError):
@@ -216,9 +251,20 @@ def test_uploads_are_streamed_once_per_content(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/media/upload/binary"):
             uploads.append(request.read())
-            return httpx.Response(200, json={"code": 0, "msg": "success", "errorMessages": None,
-                                             "data": {"type": "image", "fileName": "openapi/x.png",
-                                                      "size": "8", "download_url": "https://cos/x.png"}})
+            return httpx.Response(
+                200,
+                json={
+                    "code": 0,
+                    "msg": "success",
+                    "errorMessages": None,
+                    "data": {
+                        "type": "image",
+                        "fileName": "openapi/x.png",
+                        "size": "8",
+                        "download_url": "https://cos/x.png",
+                    },
+                },
+            )
         assert json.loads(request.content)["firstImageUrl"] == "https://cos/x.png"
         return httpx.Response(200, json=v2("QUEUED"))
 
@@ -250,8 +296,17 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_key_never_appears_in_reprs_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
     cloud = Cloud(
-        {"code": 0, "msg": "success", "data": {"remainCoins": "99999", "currentTaskCounts": "0",
-                                               "remainMoney": "999", "currency": "CNY", "apiType": "SHARED"}},
+        {
+            "code": 0,
+            "msg": "success",
+            "data": {
+                "remainCoins": "99999",
+                "currentTaskCounts": "0",
+                "remainMoney": "999",
+                "currency": "CNY",
+                "apiType": "SHARED",
+            },
+        },
         v2("", "1002", "Invalid API Key"),
     )
     caplog.set_level(logging.DEBUG)
@@ -260,8 +315,7 @@ def test_the_key_never_appears_in_reprs_logs_or_errors(caplog: pytest.LogCapture
         assert json.loads(cloud.requests[0].content) == {"apikey": KEY}
         with pytest.raises(InvalidApiKey) as caught:
             rg.query(TASK)
-        texts = [repr(rg), str(rg.__dict__), caplog.text, str(caught.value),
-                 repr(caught.value)]
+        texts = [repr(rg), str(rg.__dict__), caplog.text, str(caught.value), repr(caught.value)]
     assert all(KEY not in text for text in texts)
 
 
