@@ -43,6 +43,8 @@ class WorkerSettings(BaseModel):
     max_attempts: int = 3
     poll_seconds: float = 0.5
     sweep_seconds: float = 5.0
+    #: On SIGTERM, how long running tasks may take to finish before they are handed back.
+    shutdown_grace_seconds: float = 20.0
 
 
 class Settings(BaseSettings):

@@ -59,7 +59,7 @@ class Worker:
         concurrency: int = 1,
         engine: Engine | None = None,
         worker_id: str | None = None,
-        shutdown_grace_seconds: float = 20.0,
+        shutdown_grace_seconds: float | None = None,
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
@@ -67,7 +67,11 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self.engine = engine or load_engine(self.settings.engine, self.settings)
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.shutdown_grace_seconds = (
+            self.settings.worker.shutdown_grace_seconds
+            if shutdown_grace_seconds is None
+            else shutdown_grace_seconds
+        )
         self.fetcher = MediaFetcher(
             self.settings.media,
             allow_private_networks=self.settings.allow_private_networks,
