@@ -50,7 +50,8 @@ def anyio_backend() -> str:
 
 
 class StubEngine:
-    """Renders a tiny real MP4 at once; ``slow`` in the prompt takes ~3 s, ``fail`` fails."""
+    """Renders a tiny real MP4 at once; with ``steady`` in the prompt it takes ~1 s, with
+    ``slow`` ~3 s, and with ``fail`` it fails."""
 
     name = "stub"
     capabilities = Capabilities(families=frozenset(Family))
@@ -61,7 +62,11 @@ class StubEngine:
     def render(self, spec: RenderSpec, ctx: RenderContext) -> RenderResult:
         if "fail" in spec.prompt:
             raise RenderFailed("the stub engine was told to fail")
-        steps, pause = (30, 0.1) if "slow" in spec.prompt else (2, 0.01)
+        steps, pause = (2, 0.01)
+        if "steady" in spec.prompt:
+            steps, pause = 10, 0.1
+        if "slow" in spec.prompt:
+            steps, pause = 30, 0.1
         for step in range(steps):
             ctx.raise_if_cancelled()
             ctx.report_progress(step / steps)
