@@ -168,6 +168,10 @@ class HttpDownloader:
                     # Compressed transfer would let a small body expand past the cap in one
                     # chunk; media files gain nothing from it anyway.
                     "Accept-Encoding": "identity",
+                    # The pool keys connections by origin, which is now the IP: a kept-alive
+                    # TLS connection verified for one name would be reused for another name
+                    # on the same address. One connection per request keeps them apart.
+                    "Connection": "close",
                 },
                 extensions={"sni_hostname": host},
                 timeout=httpx.Timeout(remaining),

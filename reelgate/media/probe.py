@@ -121,10 +121,19 @@ def inspect_image(path: Path, fmt: str) -> ImageInfo:
     except Exception as exc:
         # Broken files make Pillow raise a zoo of types (OSError, SyntaxError, ValueError,
         # struct.error, EOFError, ...); at this boundary they all mean "does not decode".
-        raise FileProcessingFailed(f"{fmt} image could not be decoded ({exc})") from exc
+        raise FileProcessingFailed(
+            f"{fmt} image could not be decoded ({_reason(exc, path)})"
+        ) from exc
     if orientation in _TRANSPOSED_ORIENTATIONS:
         width, height = height, width
     return ImageInfo(width, height)
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """A decoder's complaint, without the worker's local path (callers see these messages)."""
+    if isinstance(exc, av.FFmpegError) and exc.strerror:
+        return str(exc.strerror)
+    return str(exc).replace(f"'{path}'", "").replace(str(path), "").strip() or type(exc).__name__
 
 
 def _check_pixels(width: int, height: int) -> None:
@@ -160,7 +169,9 @@ def inspect_video(path: Path) -> VideoInfo:
         raise
     except Exception as exc:
         # As for images: a hostile or broken file makes FFmpeg and PyAV raise many types.
-        raise FileProcessingFailed(f"mp4 video could not be decoded ({exc})") from exc
+        raise FileProcessingFailed(
+            f"mp4 video could not be decoded ({_reason(exc, path)})"
+        ) from exc
     if not decoded:
         raise FileProcessingFailed("mp4 video has no decodable frames")
     if duration is None:

@@ -7,8 +7,11 @@ Only 127.0.0.1 is ever contacted: every HTTP client handed to the code under tes
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
+import ssl
+import subprocess
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -51,10 +54,12 @@ def video_bytes(
     audio: bool = False,
     container: str = "mp4",
     video: bool = True,
+    fragmented: bool = False,
 ) -> bytes:
     """A small H.264 clip (plus AAC when ``audio``) in ``container`` (mp4, mov or matroska)."""
-    path = tmp_dir / f"clip-{seconds}-{width}x{height}-{fps}-{audio}-{video}.{container}"
-    with av.open(str(path), "w", format=container) as out:
+    path = tmp_dir / f"clip-{seconds}-{width}x{height}-{fps}-{audio}-{video}-{fragmented}"
+    options = {"movflags": "frag_keyframe+empty_moov"} if fragmented else {}
+    with av.open(str(path), "w", format=container, options=options) as out:
         # Every stream must exist before the first packet is muxed (that writes the header).
         vstream = out.add_stream("libx264", rate=fps) if video else None
         astream = out.add_stream("aac", rate=16000, layout="mono") if audio else None
@@ -91,8 +96,14 @@ class LoopbackOnlyTransport(httpx.HTTPTransport):
     """Forwards requests for 127.0.0.1 only; ``unreachable`` hosts fail as if the network
     had no route to them, without anything being sent."""
 
-    def __init__(self, *, allow: bool = True, unreachable: frozenset[str] = frozenset()) -> None:
-        super().__init__(trust_env=False)
+    def __init__(
+        self,
+        *,
+        allow: bool = True,
+        unreachable: frozenset[str] = frozenset(),
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        super().__init__(trust_env=False, verify=verify)
         self.allow = allow
         self.unreachable = unreachable
         self.requests: list[httpx.Request] = []
@@ -249,3 +260,75 @@ class MediaServer:
             h.send_header(name, value)
         h.end_headers()
         h.wfile.write(body)
+
+
+# --- HTTPS --------------------------------------------------------------------------------------
+
+
+def self_signed_certificate(tmp_dir: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` and its key, made with the openssl command."""
+    cert, key = tmp_dir / f"{name}.crt", tmp_dir / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+class TlsServer:
+    """One PNG over HTTPS on 127.0.0.1, recording the TLS server name each client asked for."""
+
+    def __init__(self, cert: Path, key: Path, body: bytes) -> None:
+        self.server_names: list[str | None] = []
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def handle(self) -> None:
+                # A client that refuses our certificate hangs up mid-handshake.
+                with contextlib.suppress(ssl.SSLError, ConnectionResetError):
+                    super().handle()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

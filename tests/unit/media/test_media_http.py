@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-from media_support import FakeDns, LoopbackOnlyTransport, MediaServer, image_bytes
+from media_support import (
+    FakeDns,
+    LoopbackOnlyTransport,
+    MediaServer,
+    TlsServer,
+    image_bytes,
+    self_signed_certificate,
+)
 
 from reelgate.config import MediaSettings
 from reelgate.core.errors import FileTooLarge, InvalidUrl
@@ -110,6 +120,37 @@ def test_connection_goes_to_the_checked_address(
     media = fetcher.fetch_image(f"http://media.test:{server.port}/f/pinned.png", "f", dest)
     assert media.width == 300
     assert ("/f/pinned.png", f"media.test:{server.port}") in server.hosts
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsServer, Path]]:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"), "secure.test")
+    srv = TlsServer(cert, key, image_bytes(300, 300))
+    yield srv, cert
+    srv.close()
+
+
+def test_https_keeps_the_name_for_sni_and_certificate_checks(
+    tls: tuple[TlsServer, Path], fake_dns: FakeDns, dest: Path
+) -> None:
+    """Connecting to the checked IP must not weaken TLS: the server name sent (SNI) and the
+    name the certificate is verified against are still the URL's host."""
+    srv, cert = tls
+    fake_dns.names["secure.test"] = ["127.0.0.1"]
+    fake_dns.names["other.test"] = ["127.0.0.1"]
+    trust = ssl.create_default_context(cafile=str(cert))
+    client = httpx.Client(transport=LoopbackOnlyTransport(verify=trust), trust_env=False)
+    with MediaFetcher(MediaSettings(), allow_private_networks=True, http_client=client) as f:
+        media = f.fetch_image(f"https://secure.test:{srv.port}/a.png", "firstImageUrl", dest)
+        assert media.width == 300
+        assert srv.server_names[-1] == "secure.test"
+        # The same address under a name the certificate does not cover must fail verification.
+        with pytest.raises(InvalidUrl) as info:
+            f.fetch_image(f"https://other.test:{srv.port}/a.png", "firstImageUrl", dest)
+        assert "certificate" in str(info.value).lower()
+    client.close()
 
 
 def test_unreachable_addresses_are_tried_in_turn(

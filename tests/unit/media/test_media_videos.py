@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import httpx
 import pytest
 from media_support import MediaServer, image_bytes
@@ -12,6 +13,7 @@ from media_support import MediaServer, image_bytes
 from reelgate.config import MediaSettings
 from reelgate.core.errors import FileProcessingFailed, InvalidParameters
 from reelgate.media import MediaFetcher
+from reelgate.media.probe import _decode_first_frame
 
 Videos = Callable[..., bytes]
 
@@ -130,3 +132,24 @@ def test_garbage_after_an_ftyp_box_is_undecodable(
     url = server.add("noise.mp4", body)
     with pytest.raises(FileProcessingFailed):
         fetcher.fetch_video(url, "videoUrl", dest)
+
+
+def test_fragmented_mp4(
+    fetcher: MediaFetcher, server: MediaServer, dest: Path, videos: Videos
+) -> None:
+    url = server.add("fragmented.mp4", videos(seconds=3.5, fragmented=True))
+    media = fetcher.fetch_video(url, "videoUrl", dest)
+    assert media.duration == pytest.approx(3.5, abs=0.01)
+
+
+def test_duration_from_packets_when_the_container_states_none(
+    tmp_path: Path, videos: Videos
+) -> None:
+    """The fallback measures the span of the video packets' timestamps, without decoding them."""
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(videos(seconds=4.0, fps=10))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoded, end = _decode_first_frame(container, stream, scan_all=True)
+    assert decoded
+    assert end == pytest.approx(4.0, abs=0.01)
