@@ -80,9 +80,10 @@ def planes(i420: U8) -> tuple[U8, U8, U8]:
     """Views of the Y, U and V planes of an I420 frame (writing to them writes the frame)."""
     height = i420.shape[0] * 2 // 3
     width = i420.shape[1]
-    quarter = height // 4
-    u = i420[height : height + quarter].reshape(height // 2, width // 2)
-    v = i420[height + quarter :].reshape(height // 2, width // 2)
+    flat = i420.reshape(-1)  # a view: frames are contiguous
+    luma, chroma = height * width, (height // 2) * (width // 2)
+    u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
+    v = flat[luma + chroma :].reshape(height // 2, width // 2)
     return i420[:height], u, v
 
 
