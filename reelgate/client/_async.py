@@ -161,6 +161,7 @@ class AsyncClient(BaseClient):
             upload_cache=upload_cache,
         )
         self._owns_http = http_client is None
+        self._upload_locks: dict[str, anyio.Lock] = {}
         self._http = http_client or httpx.AsyncClient(transport=transport, follow_redirects=True)
 
     async def aclose(self) -> None:
@@ -386,16 +387,21 @@ class AsyncClient(BaseClient):
 
     async def _upload_local(self, local: LocalMedia) -> UploadedFile:
         sha256 = await anyio.to_thread.run_sync(local.sha256)
-        cached = self.uploads.get(self.base_url, sha256)
-        if cached is not None:
-            logger.debug("reusing upload of %s (%s)", local.name, sha256[:12])
-            return cached
-        with local.open() as stream:
-            uploaded = await self._call(
-                lambda: self._upload_request(self._http, stream, local.name, local.content_type),
-                lambda r: self._parse_upload(r, sha256),
-            )
-        self.uploads.put(self.base_url, uploaded)
+        # One upload per content, even when several callers want the same file at once.
+        lock = self._upload_locks.setdefault(sha256, anyio.Lock())
+        async with lock:
+            cached = self.uploads.get(self.base_url, sha256)
+            if cached is not None:
+                logger.debug("reusing upload of %s (%s)", local.name, sha256[:12])
+                return cached
+            with local.open() as stream:
+                uploaded = await self._call(
+                    lambda: self._upload_request(
+                        self._http, stream, local.name, local.content_type
+                    ),
+                    lambda r: self._parse_upload(r, sha256),
+                )
+            self.uploads.put(self.base_url, uploaded)
         return uploaded
 
     async def account(self) -> AccountStatus:

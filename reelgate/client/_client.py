@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -160,6 +161,7 @@ class Client(BaseClient):
             upload_cache=upload_cache,
         )
         self._owns_http = http_client is None
+        self._upload_locks: dict[str, threading.Lock] = {}
         self._http = http_client or httpx.Client(transport=transport, follow_redirects=True)
 
     def close(self) -> None:
@@ -381,16 +383,21 @@ class Client(BaseClient):
 
     def _upload_local(self, local: LocalMedia) -> UploadedFile:
         sha256 = local.sha256()
-        cached = self.uploads.get(self.base_url, sha256)
-        if cached is not None:
-            logger.debug("reusing upload of %s (%s)", local.name, sha256[:12])
-            return cached
-        with local.open() as stream:
-            uploaded = self._call(
-                lambda: self._upload_request(self._http, stream, local.name, local.content_type),
-                lambda r: self._parse_upload(r, sha256),
-            )
-        self.uploads.put(self.base_url, uploaded)
+        # One upload per content, even when several callers want the same file at once.
+        lock = self._upload_locks.setdefault(sha256, threading.Lock())
+        with lock:
+            cached = self.uploads.get(self.base_url, sha256)
+            if cached is not None:
+                logger.debug("reusing upload of %s (%s)", local.name, sha256[:12])
+                return cached
+            with local.open() as stream:
+                uploaded = self._call(
+                    lambda: self._upload_request(
+                        self._http, stream, local.name, local.content_type
+                    ),
+                    lambda r: self._parse_upload(r, sha256),
+                )
+            self.uploads.put(self.base_url, uploaded)
         return uploaded
 
     def account(self) -> AccountStatus:
