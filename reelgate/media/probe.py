@@ -42,6 +42,7 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class VideoInfo:
+    #: As displayed, i.e. after the stream's display rotation is applied.
     width: int
     height: int
     duration: float
@@ -163,7 +164,7 @@ def inspect_video(path: Path) -> VideoInfo:
             if width <= 0 or height <= 0:
                 raise FileProcessingFailed("video stream has no frame size")
             duration = _stated_duration(container, stream)
-            decoded, end = _decode_first_frame(container, stream, scan_all=duration is None)
+            rotation, end = _decode_first_frame(container, stream, scan_all=duration is None)
             has_audio = bool(container.streams.audio)
     except ReelgateError:
         raise
@@ -172,8 +173,11 @@ def inspect_video(path: Path) -> VideoInfo:
         raise FileProcessingFailed(
             f"mp4 video could not be decoded ({_reason(exc, path)})"
         ) from exc
-    if not decoded:
+    if rotation is None:
         raise FileProcessingFailed("mp4 video has no decodable frames")
+    if rotation % 180:
+        # Phones store portrait clips as landscape frames plus a display rotation.
+        width, height = height, width
     if duration is None:
         duration = end
     if duration is None or duration <= 0:
@@ -193,10 +197,14 @@ def _stated_duration(
 
 def _decode_first_frame(
     container: av.container.InputContainer, stream: av.VideoStream, *, scan_all: bool
-) -> tuple[bool, float | None]:
+) -> tuple[int | None, float | None]:
     """Decode until one frame comes out; with ``scan_all``, keep demuxing (without decoding)
-    to find where the stream's last packet ends. Returns (decoded, end in seconds)."""
-    decoded = False
+    to find where the stream's last packet ends.
+
+    Returns the first frame's display rotation in degrees (None when no frame decoded) and the
+    stream's measured length in seconds (None unless ``scan_all``).
+    """
+    rotation: int | None = None
     first: int | None = stream.start_time
     last_end: int | None = None
     for packet in container.demux(stream):
@@ -204,10 +212,12 @@ def _decode_first_frame(
             first = packet.pts if first is None else min(first, packet.pts)
             end = packet.pts + (packet.duration or 0)
             last_end = end if last_end is None else max(last_end, end)
-        if not decoded:
-            decoded = any(True for _ in packet.decode())
+        if rotation is None:
+            for frame in packet.decode():
+                rotation = int(frame.rotation)
+                break
         elif not scan_all:
             break
     if not scan_all or last_end is None or first is None or stream.time_base is None:
-        return decoded, None
-    return decoded, float((last_end - first) * Fraction(stream.time_base))
+        return rotation, None
+    return rotation, float((last_end - first) * Fraction(stream.time_base))

@@ -55,9 +55,11 @@ def video_bytes(
     container: str = "mp4",
     video: bool = True,
     fragmented: bool = False,
+    rotation: int = 0,
 ) -> bytes:
     """A small H.264 clip (plus AAC when ``audio``) in ``container`` (mp4, mov or matroska)."""
-    path = tmp_dir / f"clip-{seconds}-{width}x{height}-{fps}-{audio}-{video}-{fragmented}"
+    name = f"{seconds}-{width}x{height}-{fps}-{audio}-{video}-{fragmented}-{rotation}"
+    path = tmp_dir / f"clip-{name}.{container}"
     options = {"movflags": "frag_keyframe+empty_moov"} if fragmented else {}
     with av.open(str(path), "w", format=container, options=options) as out:
         # Every stream must exist before the first packet is muxed (that writes the header).
@@ -65,6 +67,8 @@ def video_bytes(
         astream = out.add_stream("aac", rate=16000, layout="mono") if audio else None
         if vstream is not None:
             vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+            if rotation:
+                vstream.set_display_rotation(rotation)
             for i in range(round(seconds * fps)):
                 frame = np.full((height, width, 3), (i * 8) % 256, dtype=np.uint8)
                 out.mux(vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))

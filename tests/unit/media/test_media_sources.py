@@ -134,6 +134,23 @@ def test_own_url_that_breaks_a_rule_leaves_the_stored_file_alone(
     assert stored.exists()
 
 
+def test_own_file_over_the_cap(tmp_path: Path, tripwire_client: httpx.Client, dest: Path) -> None:
+    stored = tmp_path / "big.png"
+    stored.write_bytes(image_bytes(400, 400, noise=True))
+    settings = MediaSettings(max_input_bytes=1000)
+    with (
+        MediaFetcher(
+            settings,
+            allow_private_networks=False,
+            resolve_own_url=lambda url: stored,
+            http_client=tripwire_client,
+        ) as f,
+        pytest.raises(FileTooLarge),
+    ):
+        f.fetch_image("https://reelgate.example/u/big.png", "firstImageUrl", dest)
+    assert stored.exists()
+
+
 def test_own_url_with_a_bad_signature(
     settings: MediaSettings, tripwire_client: httpx.Client, dest: Path
 ) -> None:

@@ -122,6 +122,7 @@ def test_truncated_mp4_is_undecodable(
     assert info.value.code == "1013"
     assert info.value.detail is not None
     assert info.value.detail.startswith("videoUrl: mp4 video could not be decoded")
+    assert str(dest) not in info.value.detail  # callers never learn the worker's paths
     assert not any(dest.iterdir())
 
 
@@ -150,6 +151,14 @@ def test_duration_from_packets_when_the_container_states_none(
     path.write_bytes(videos(seconds=4.0, fps=10))
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        decoded, end = _decode_first_frame(container, stream, scan_all=True)
-    assert decoded
+        rotation, end = _decode_first_frame(container, stream, scan_all=True)
+    assert rotation == 0
     assert end == pytest.approx(4.0, abs=0.01)
+
+
+def test_display_rotation_is_applied_to_the_reported_size(
+    fetcher: MediaFetcher, server: MediaServer, dest: Path, videos: Videos
+) -> None:
+    url = server.add("portrait.mp4", videos(width=64, height=48, rotation=90))
+    media = fetcher.fetch_video(url, "videoUrl", dest)
+    assert (media.width, media.height) == (48, 64)
