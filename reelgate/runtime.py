@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelgate.config import Settings
+from reelgate.storage.local import LocalStorage
+from reelgate.storage.signing import LinkSigner
 from reelgate.store import repo
 from reelgate.store.db import Database
 from reelgate.store.migrate import upgrade
-from reelgate.storage.local import LocalStorage
-from reelgate.storage.signing import LinkSigner
 
 FIRST_KEY_FILE = "api-key.txt"
 

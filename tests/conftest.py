@@ -86,7 +86,9 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rt.close()
 
 
-def new_key(runtime: Runtime, *, coins: int = 100_000, concurrency: int = 2, queue_cap: int = 1000) -> str:
+def new_key(
+    runtime: Runtime, *, coins: int = 100_000, concurrency: int = 2, queue_cap: int = 1000
+) -> str:
     with runtime.db.write() as session:
         return repo.create_key(
             session, name="test", coins=coins, concurrency=concurrency, queue_cap=queue_cap

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelgate.api import wire
-from reelgate.core.errors import InternalError, InvalidParameters, ReelgateError, V2_MESSAGES
+from reelgate.core.errors import V2_MESSAGES, InternalError, InvalidParameters, ReelgateError
 
 log = logging.getLogger("reelgate.api")
 

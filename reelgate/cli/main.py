@@ -7,7 +7,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,12 +25,14 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
@@ -94,7 +96,7 @@ def _demo_when_up(server: object, runtime: object, host: str, port: int) -> None
         return
     console.print(
         f"The server keeps running at {base}. Try:\n"
-        f"  curl -s {base}/openapi/v2/queue/status -H \"Authorization: Bearer $(cat {key_file})\"\n"
+        f'  curl -s {base}/openapi/v2/queue/status -H "Authorization: Bearer $(cat {key_file})"\n'
         "Stop it with Ctrl-C."
     )
 
@@ -137,15 +139,26 @@ def keys_create(
                 session,
                 name=name,
                 coins=settings.default_key_coins if coins is None else coins,
-                concurrency=settings.default_key_concurrency if concurrency is None else concurrency,
+                concurrency=settings.default_key_concurrency
+                if concurrency is None
+                else concurrency,
                 queue_cap=settings.default_key_queue_cap,
             )
     finally:
         runtime.close()
     if as_json:
-        print(json.dumps({"apiKey": key.api_key, "id": key.id, "name": key.name,
-                          "coins": key.coins, "concurrency": key.concurrency,
-                          "webhookSecret": key.webhook_secret}))
+        print(
+            json.dumps(
+                {
+                    "apiKey": key.api_key,
+                    "id": key.id,
+                    "name": key.name,
+                    "coins": key.coins,
+                    "concurrency": key.concurrency,
+                    "webhookSecret": key.webhook_secret,
+                }
+            )
+        )
     else:
         console.print(f"API key for {name!r} (shown once): [bold]{key.api_key}[/bold]")
 
@@ -160,9 +173,16 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     try:
         with runtime.db.read() as session:
             rows = [
-                {"id": k.id, "name": k.name, "prefix": k.key_prefix, "coins": k.coins,
-                 "concurrency": k.concurrency, "running": k.running_tasks,
-                 "disabled": k.disabled, "createdAt": k.created_at.isoformat()}
+                {
+                    "id": k.id,
+                    "name": k.name,
+                    "prefix": k.key_prefix,
+                    "coins": k.coins,
+                    "concurrency": k.concurrency,
+                    "running": k.running_tasks,
+                    "disabled": k.disabled,
+                    "createdAt": k.created_at.isoformat(),
+                }
                 for k in repo.list_keys(session)
             ]
     finally:
@@ -172,8 +192,12 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
         return
     table = Table("id", "name", "prefix", "coins", "concurrency", "running", "disabled")
     for r in rows:
-        table.add_row(*(str(r[c]) for c in ("id", "name", "prefix", "coins", "concurrency",
-                                             "running", "disabled")))
+        table.add_row(
+            *(
+                str(r[c])
+                for c in ("id", "name", "prefix", "coins", "concurrency", "running", "disabled")
+            )
+        )
     console.print(table)
 
 
@@ -220,22 +244,29 @@ def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     from reelgate.engines.registry import ENGINE_NAMES, load_engine
 
     settings = Settings()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in ENGINE_NAMES:
         engine = load_engine(name, settings)
         ready, why = engine.ready()
         caps = engine.capabilities
-        rows.append({
-            "name": name,
-            "default": name == settings.engine,
-            "ready": ready,
-            "detail": why,
-            "models": sorted(m.path for m in CATALOGUE.values() if m.family in caps.families),
-            "capabilities": {"families": sorted(f.value for f in caps.families),
-                             "firstFrame": caps.first_frame, "lastFrame": caps.last_frame,
-                             "referenceImages": caps.reference_images, "audio": caps.audio,
-                             "maxSeconds": caps.max_seconds, "fps": caps.fps},
-        })
+        rows.append(
+            {
+                "name": name,
+                "default": name == settings.engine,
+                "ready": ready,
+                "detail": why,
+                "models": sorted(m.path for m in CATALOGUE.values() if m.family in caps.families),
+                "capabilities": {
+                    "families": sorted(f.value for f in caps.families),
+                    "firstFrame": caps.first_frame,
+                    "lastFrame": caps.last_frame,
+                    "referenceImages": caps.reference_images,
+                    "audio": caps.audio,
+                    "maxSeconds": caps.max_seconds,
+                    "fps": caps.fps,
+                },
+            }
+        )
     if as_json:
         print(json.dumps(rows))
         return
@@ -244,6 +275,15 @@ def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         console.print(f"[bold]{row['name']}[/bold] {mark}: {row['detail']}")
         for model in row["models"]:
             console.print(f"  {model}")
+
+
+def _register_client_commands() -> None:
+    from reelgate.cli.client_commands import register
+
+    register(app)
+
+
+_register_client_commands()
 
 
 def main() -> None:

@@ -41,7 +41,8 @@ class LinkSigner:
         if not hmac.compare_digest(self.signature(key, int(expires)), signature):
             return "link signature does not match"
         if int(expires) < (time.time() if now is None else now):
-            return f"link expired at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(int(expires)))}"
+            expired = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(expires)))
+            return f"link expired at {expired}"
         return ""
 
     def resolve_own_url(self, url: str) -> Path | None:

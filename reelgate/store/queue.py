@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from reelgate.core.errors import InvalidTransition
@@ -217,8 +217,8 @@ def touch_worker(session: Session, worker_id: str) -> None:
 
 
 def unregister_worker(session: Session, worker_id: str) -> None:
-    session.execute(WorkerRow.__table__.delete().where(WorkerRow.id == worker_id))
+    session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
 
 
 def forget_silent_workers(session: Session, older_than: datetime) -> None:
-    session.execute(WorkerRow.__table__.delete().where(WorkerRow.last_seen_at < older_than))
+    session.execute(delete(WorkerRow).where(WorkerRow.last_seen_at < older_than))

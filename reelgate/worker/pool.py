@@ -27,9 +27,7 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reelgate", "worker"], env=os.environ.copy()
-        )
+        return subprocess.Popen([sys.executable, "-m", "reelgate", "worker"], env=os.environ.copy())
 
     def start(self) -> None:
         self._procs = [self._spawn() for _ in range(self.size)]
@@ -41,7 +39,9 @@ class WorkerPool:
             for i, proc in enumerate(self._procs):
                 code = proc.poll()
                 if code is not None and not self._stopping.is_set():
-                    log.warning("worker process %s exited with %s; starting another", proc.pid, code)
+                    log.warning(
+                        "worker process %s exited with %s; starting another", proc.pid, code
+                    )
                     time.sleep(1.0)
                     self._procs[i] = self._spawn()
 

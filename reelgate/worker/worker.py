@@ -9,6 +9,7 @@ with 1006 after their last attempt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -20,6 +21,7 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from reelgate.core.catalogue import get_model
@@ -141,10 +143,9 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
+            # Errors are recorded on the task by _process; here we only wait.
+            with contextlib.suppress(Exception):
                 future.result(timeout=remaining)
-            except Exception:  # errors are recorded on the task by _process
-                pass
         with self._lock:
             leftovers = list(self._active.values())
         for active in leftovers:
@@ -280,6 +281,9 @@ class Worker:
 def sweep(runtime: Runtime, *, actor: str = "sweeper") -> int:
     """Requeue RUNNING tasks whose lease expired, or fail them with 1006 after the last attempt."""
     now = utcnow()
+    silent_for = timedelta(seconds=10 * runtime.settings.worker.lease_seconds)
+    with runtime.db.write() as session:
+        queue.forget_silent_workers(session, now - silent_for)
     with runtime.db.read() as session:
         expired = queue.expired_leases(session, now)
     moved = 0

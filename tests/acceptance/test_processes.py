@@ -41,8 +41,10 @@ class Cluster:
 
     def spawn(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reelgate", *args], env={**self.env, **env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "reelgate", *args],
+            env={**self.env, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.procs.append(proc)
         return proc
@@ -57,7 +59,11 @@ class Cluster:
             except httpx.TransportError:
                 time.sleep(0.1)
         key_file = Path(self.env["REELGATE_DATA_DIR"]) / "api-key.txt"
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key_file.read_text().strip()}"}, timeout=30)
+        self.http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key_file.read_text().strip()}"},
+            timeout=30,
+        )
 
     def stop(self) -> None:
         for proc in self.procs:

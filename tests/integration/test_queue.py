@@ -27,7 +27,9 @@ def caller_for(service: Service, api_key: str) -> Caller:
 
 def submit(runtime: Runtime, api_key: str, **body: Any) -> int:
     service = Service(runtime)
-    task = service.submit(caller_for(service, api_key), "kling-video-o3-std/image-to-video", {**BODY, **body})
+    task = service.submit(
+        caller_for(service, api_key), "kling-video-o3-std/image-to-video", {**BODY, **body}
+    )
     return task.id
 
 
@@ -52,11 +54,15 @@ def test_two_workers_racing_for_one_task_claim_it_once(runtime: Runtime, api_key
             barrier = threading.Barrier(2)
             won: list[Any] = []
 
-            def race(db: Database, name: str) -> None:
+            def race(
+                db: Database, name: str, barrier: threading.Barrier = barrier, won: list[Any] = won
+            ) -> None:
                 barrier.wait()
                 won.append(claim(db, name))
 
-            threads = [threading.Thread(target=race, args=(db, f"w{i}")) for i, db in enumerate(others)]
+            threads = [
+                threading.Thread(target=race, args=(db, f"w{i}")) for i, db in enumerate(others)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -65,7 +71,13 @@ def test_two_workers_racing_for_one_task_claim_it_once(runtime: Runtime, api_key
             assert [c.id for c in claimed] == [task_id]
             assert status_of(runtime, task_id).attempts == 1
             with runtime.db.write() as session:
-                queue.transition(session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="test")
+                queue.transition(
+                    session,
+                    task_id,
+                    expected=TaskStatus.RUNNING,
+                    to=TaskStatus.SUCCESS,
+                    actor="test",
+                )
     finally:
         for db in others:
             db.dispose()
@@ -81,7 +93,14 @@ def test_claims_respect_each_keys_concurrency(runtime: Runtime) -> None:
         claimed.append(c.id)
     assert claimed == [a1, b1, b2]  # oldest first, never past a key's limit
     with runtime.db.write() as session:
-        queue.transition(session, a1, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="w", worker_id="w")
+        queue.transition(
+            session,
+            a1,
+            expected=TaskStatus.RUNNING,
+            to=TaskStatus.SUCCESS,
+            actor="w",
+            worker_id="w",
+        )
     c = claim(runtime.db, "w")
     assert c is not None and c.id == a2
     assert claim(runtime.db, "w") is None
@@ -96,6 +115,7 @@ def test_concurrency_holds_under_parallel_claims(runtime: Runtime) -> None:
     barrier = threading.Barrier(4)
     got: list[Any] = []
     try:
+
         def grab(db: Database, name: str) -> None:
             barrier.wait()
             for _ in range(3):
@@ -116,27 +136,48 @@ def test_a_late_worker_cannot_overwrite_a_terminal_state(runtime: Runtime, api_k
     task_id = submit(runtime, api_key)
     assert claim(runtime.db, "slow") is not None
     with runtime.db.write() as session:
-        assert queue.transition(session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.CANCEL, actor="api")
+        assert queue.transition(
+            session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.CANCEL, actor="api"
+        )
     with runtime.db.write() as session:
         late = queue.transition(
-            session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="slow", worker_id="slow"
+            session,
+            task_id,
+            expected=TaskStatus.RUNNING,
+            to=TaskStatus.SUCCESS,
+            actor="slow",
+            worker_id="slow",
         )
     assert late is None
     assert status_of(runtime, task_id).status == "CANCEL"
     with pytest.raises(InvalidTransition), runtime.db.write() as session:
-        queue.transition(session, task_id, expected=TaskStatus.SUCCESS, to=TaskStatus.QUEUED, actor="x")
+        queue.transition(
+            session, task_id, expected=TaskStatus.SUCCESS, to=TaskStatus.QUEUED, actor="x"
+        )
 
 
 def test_every_transition_writes_an_event(runtime: Runtime, api_key: str) -> None:
     task_id = submit(runtime, api_key)
     claim(runtime.db, "w")
     with runtime.db.write() as session:
-        queue.transition(session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.FAILED, actor="w",
-                         worker_id="w", error_code="1013", error_message="bad file")
+        queue.transition(
+            session,
+            task_id,
+            expected=TaskStatus.RUNNING,
+            to=TaskStatus.FAILED,
+            actor="w",
+            worker_id="w",
+            error_code="1013",
+            error_message="bad file",
+        )
     with runtime.db.read() as session:
         events = session.query(TaskEvent).filter_by(task_id=task_id).order_by(TaskEvent.id).all()
         trail = [(e.from_status, e.to_status, e.actor) for e in events]
-    assert trail == [(None, "QUEUED", "api"), ("QUEUED", "RUNNING", "w"), ("RUNNING", "FAILED", "w")]
+    assert trail == [
+        (None, "QUEUED", "api"),
+        ("QUEUED", "RUNNING", "w"),
+        ("RUNNING", "FAILED", "w"),
+    ]
 
 
 def test_failed_and_cancelled_tasks_refund_and_success_keeps_the_price(runtime: Runtime) -> None:
@@ -160,7 +201,9 @@ def test_failed_and_cancelled_tasks_refund_and_success_keeps_the_price(runtime: 
     assert status_of(runtime, bad).consumed_coins == 0
 
 
-def test_sweeper_requeues_expired_leases_then_fails_with_1006(runtime: Runtime, api_key: str) -> None:
+def test_sweeper_requeues_expired_leases_then_fails_with_1006(
+    runtime: Runtime, api_key: str
+) -> None:
     task_id = submit(runtime, api_key)
     for attempt in range(1, runtime.settings.worker.max_attempts + 1):
         claimed = claim(runtime.db, f"dead-{attempt}", lease=0.05)
@@ -189,3 +232,21 @@ def test_a_renewed_lease_is_not_swept(runtime: Runtime, api_key: str) -> None:
     assert (task.status, task.worker_id, task.progress) == ("RUNNING", "alive", 0.5)
     with runtime.db.write() as session:
         assert not queue.renew_lease(session, task_id, "someone-else", 0.2, None)
+
+
+def test_sweeper_forgets_workers_that_went_silent(runtime: Runtime) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from reelgate.store.tables import WorkerRow, utcnow
+
+    with runtime.db.write() as session:
+        queue.register_worker(session, "gone", "host", 1)
+        queue.register_worker(session, "alive", "host", 2)
+        session.execute(
+            update(WorkerRow).where(WorkerRow.id == "gone").values(last_seen_at=utcnow() - timedelta(hours=1))
+        )
+    sweep(runtime)
+    with runtime.db.read() as session:
+        assert list(session.execute(select(WorkerRow.id)).scalars()) == ["alive"]

@@ -35,7 +35,15 @@ def test_submit_answers_the_flat_v2_object(http: httpx.Client) -> None:
     answer = http.post(I2V, json=i2v())
     assert answer.status_code == 200
     body = answer.json()
-    assert set(body) == {"taskId", "status", "errorCode", "errorMessage", "results", "clientId", "promptTips"}
+    assert set(body) == {
+        "taskId",
+        "status",
+        "errorCode",
+        "errorMessage",
+        "results",
+        "clientId",
+        "promptTips",
+    }
     assert is_task_id(body["taskId"])
     assert body["status"] == "QUEUED"
     assert (body["errorCode"], body["errorMessage"], body["results"]) == ("", "", None)
@@ -49,9 +57,20 @@ def test_task_ids_are_time_ordered_and_unique(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("path", [I2V, I2V_STD, EDIT, EDIT_STD])
 def test_every_model_endpoint_accepts_its_documented_body(http: httpx.Client, path: str) -> None:
-    body = edit(imageUrls=[FIRST] * 4, keepOriginalSound=False) if "edit" in path else i2v(
-        lastImageUrl=FIRST, duration=15, sound=False, multiShot=True, shotType="customize",
-        multiPrompt=[{"index": 1, "prompt": "a", "duration": "5"}, {"prompt": "b", "duration": 10}],
+    body = (
+        edit(imageUrls=[FIRST] * 4, keepOriginalSound=False)
+        if "edit" in path
+        else i2v(
+            lastImageUrl=FIRST,
+            duration=15,
+            sound=False,
+            multiShot=True,
+            shotType="customize",
+            multiPrompt=[
+                {"index": 1, "prompt": "a", "duration": "5"},
+                {"prompt": "b", "duration": 10},
+            ],
+        )
     )
     answer = http.post(path, json=body).json()
     assert answer["errorCode"] == "", answer
@@ -63,7 +82,9 @@ def test_unknown_fields_are_ignored_and_null_last_image_is_accepted(http: httpx.
 
 
 def test_multi_prompt_accepts_plain_strings(http: httpx.Client) -> None:
-    answer = http.post(I2V, json=i2v(multiShot=True, multiPrompt=["a", "b", "c"], duration=9)).json()
+    answer = http.post(
+        I2V, json=i2v(multiShot=True, multiPrompt=["a", "b", "c"], duration=9)
+    ).json()
     assert answer["errorCode"] == ""
 
 
@@ -83,11 +104,21 @@ INVALID_BODIES = [
     ("shotType not in enum", I2V, i2v(shotType="auto"), "shotType"),
     ("customize without multiPrompt", I2V, i2v(multiShot=True), "multiPrompt"),
     ("too many shots", I2V, i2v(multiShot=True, multiPrompt=["a"] * 7, duration=10), "at most 6"),
-    ("shot durations do not add up", I2V,
-     i2v(multiShot=True, multiPrompt=[{"prompt": "a", "duration": "2"}, {"prompt": "b", "duration": "2"}]),
-     "add up"),
-    ("shot duration not a number", I2V,
-     i2v(multiShot=True, multiPrompt=[{"prompt": "a", "duration": "five"}]), "whole number"),
+    (
+        "shot durations do not add up",
+        I2V,
+        i2v(
+            multiShot=True,
+            multiPrompt=[{"prompt": "a", "duration": "2"}, {"prompt": "b", "duration": "2"}],
+        ),
+        "add up",
+    ),
+    (
+        "shot duration not a number",
+        I2V,
+        i2v(multiShot=True, multiPrompt=[{"prompt": "a", "duration": "five"}]),
+        "whole number",
+    ),
     ("video missing", EDIT, edit(videoUrl=...), "videoUrl"),
     ("five reference images", EDIT, edit(imageUrls=[FIRST] * 5), "imageUrls"),
     ("reference images not a list", EDIT, edit(imageUrls=FIRST), "imageUrls"),
@@ -95,7 +126,9 @@ INVALID_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "path", "body", "names"), INVALID_BODIES, ids=[c[0] for c in INVALID_BODIES])
+@pytest.mark.parametrize(
+    ("case", "path", "body", "names"), INVALID_BODIES, ids=[c[0] for c in INVALID_BODIES]
+)
 def test_invalid_parameters_answer_1007_naming_the_rule(
     http: httpx.Client, case: str, path: str, body: dict[str, Any], names: str
 ) -> None:
@@ -129,8 +162,12 @@ def test_wrong_http_method_answers_1009(http: httpx.Client) -> None:
     assert http.get("/openapi/v2/query").json()["errorCode"] == "1009"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
-def test_missing_or_wrong_key_answers_1002(live_server: LiveServer, headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}]
+)
+def test_missing_or_wrong_key_answers_1002(
+    live_server: LiveServer, headers: dict[str, str]
+) -> None:
     answer = httpx.post(live_server.url + I2V, json=i2v(), headers=headers)
     assert answer.status_code == 200
     assert answer.json()["errorCode"] == "1002"
@@ -154,13 +191,20 @@ def test_query_returns_the_submitted_task(http: httpx.Client) -> None:
     assert answer.headers["X-Reelgate-Poll-After"] == "2"
 
 
-def test_another_keys_task_is_not_found(http: httpx.Client, runtime: Runtime, live_server: LiveServer) -> None:
+def test_another_keys_task_is_not_found(
+    http: httpx.Client, runtime: Runtime, live_server: LiveServer
+) -> None:
     task_id = http.post(I2V, json=i2v()).json()["taskId"]
     other = {"Authorization": f"Bearer {new_key(runtime)}"}
-    answer = httpx.post(live_server.url + "/openapi/v2/query", json={"taskId": task_id}, headers=other)
+    answer = httpx.post(
+        live_server.url + "/openapi/v2/query", json={"taskId": task_id}, headers=other
+    )
     assert answer.json()["errorCode"] == "1004"
     assert answer.json()["taskId"] == task_id
-    cancel = httpx.post(live_server.url + "/task/openapi/cancel", json={"apiKey": other["Authorization"][7:], "taskId": task_id})
+    cancel = httpx.post(
+        live_server.url + "/task/openapi/cancel",
+        json={"apiKey": other["Authorization"][7:], "taskId": task_id},
+    )
     assert cancel.json()["code"] == 807
     assert http.post("/openapi/v2/query", json={"taskId": task_id}).json()["status"] == "QUEUED"
 
@@ -176,13 +220,19 @@ def test_missing_task_id_answers_1007(http: httpx.Client) -> None:
 
 def test_price_preview_validates_without_charging(http: httpx.Client) -> None:
     before = http.post("/uc/openapi/accountStatus", json={}).json()["data"]["remainCoins"]
-    answer = http.post("/openapi/v2/price-preview/kling-video-o3-pro/image-to-video", json=i2v(duration=10)).json()
+    answer = http.post(
+        "/openapi/v2/price-preview/kling-video-o3-pro/image-to-video", json=i2v(duration=10)
+    ).json()
     assert answer["errorCode"] == ""
     assert answer["estimatedPrice"] == 8.7  # 10 s × ¥0.87 (pro, with sound)
     assert answer["currency"] == "CNY"
-    silent = http.post("/openapi/v2/price-preview/kling-video-o3-std/image-to-video", json=i2v(sound=False)).json()
+    silent = http.post(
+        "/openapi/v2/price-preview/kling-video-o3-std/image-to-video", json=i2v(sound=False)
+    ).json()
     assert silent["estimatedPrice"] == 2.6  # 5 s × ¥0.52
-    bad = http.post("/openapi/v2/price-preview/kling-video-o3-pro/image-to-video", json=i2v(duration=20)).json()
+    bad = http.post(
+        "/openapi/v2/price-preview/kling-video-o3-pro/image-to-video", json=i2v(duration=20)
+    ).json()
     assert bad["errorCode"] == "1007"
     assert http.post("/uc/openapi/accountStatus", json={}).json()["data"]["remainCoins"] == before
 
@@ -200,7 +250,9 @@ def test_submit_reserves_the_documented_price(http: httpx.Client) -> None:
     assert start - coins() == 870 + 208 + 10 * 108  # edits hold the longest clip's price
 
 
-def test_insufficient_coins_gets_the_balance_error_and_no_task(runtime: Runtime, live_server: LiveServer) -> None:
+def test_insufficient_coins_gets_the_balance_error_and_no_task(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
     key = new_key(runtime, coins=300)
     headers = {"Authorization": f"Bearer {key}"}
     answer = httpx.post(live_server.url + I2V, json=i2v(duration=5), headers=headers).json()
@@ -211,13 +263,18 @@ def test_insufficient_coins_gets_the_balance_error_and_no_task(runtime: Runtime,
     assert status["data"]["totalCurrentTasks"] == 0
     account = httpx.post(live_server.url + "/uc/openapi/accountStatus", json={"apikey": key}).json()
     assert account["data"]["remainCoins"] == "300"
-    cheap = httpx.post(live_server.url + I2V_STD, json=i2v(duration=5, sound=False), headers=headers).json()
+    cheap = httpx.post(
+        live_server.url + I2V_STD, json=i2v(duration=5, sound=False), headers=headers
+    ).json()
     assert cheap["errorCode"] == ""  # 260 coins fit
 
 
 def test_queue_cap_answers_421(runtime: Runtime, live_server: LiveServer) -> None:
     headers = {"Authorization": f"Bearer {new_key(runtime, queue_cap=2)}"}
-    codes = [httpx.post(live_server.url + I2V, json=i2v(), headers=headers).json()["errorCode"] for _ in range(3)]
+    codes = [
+        httpx.post(live_server.url + I2V, json=i2v(), headers=headers).json()["errorCode"]
+        for _ in range(3)
+    ]
     assert codes == ["", "", "421"]
 
 
@@ -250,32 +307,50 @@ def test_account_and_queue_status(http: httpx.Client, api_key: str) -> None:
     assert queue["data"]["runningCount"] == 0
 
 
-def test_v1_endpoints_take_the_key_from_the_body(live_server: LiveServer, api_key: str, http: httpx.Client) -> None:
+def test_v1_endpoints_take_the_key_from_the_body(
+    live_server: LiveServer, api_key: str, http: httpx.Client
+) -> None:
     task_id = http.post(I2V, json=i2v()).json()["taskId"]
     url = live_server.url
-    assert httpx.post(url + "/task/openapi/status", json={"apiKey": api_key, "taskId": task_id}).json() == {
-        "code": 0, "msg": "", "data": "QUEUED",
+    assert httpx.post(
+        url + "/task/openapi/status", json={"apiKey": api_key, "taskId": task_id}
+    ).json() == {
+        "code": 0,
+        "msg": "",
+        "data": "QUEUED",
     }
-    outputs = httpx.post(url + "/task/openapi/outputs", json={"apiKey": api_key, "taskId": task_id}).json()
+    outputs = httpx.post(
+        url + "/task/openapi/outputs", json={"apiKey": api_key, "taskId": task_id}
+    ).json()
     assert outputs == {"code": 813, "msg": "APIKEY_TASK_IS_QUEUED", "data": None}
-    wrong = httpx.post(url + "/task/openapi/status", json={"apiKey": "wrong", "taskId": task_id}).json()
+    wrong = httpx.post(
+        url + "/task/openapi/status", json={"apiKey": "wrong", "taskId": task_id}
+    ).json()
     assert (wrong["code"], wrong["msg"]) == (802, "APIKEY_UNAUTHORIZED")
     missing = httpx.post(url + "/uc/openapi/accountStatus", json={}).json()
     assert missing["code"] == 802
-    unknown = httpx.post(url + "/task/openapi/status", json={"apiKey": api_key, "taskId": "1"}).json()
+    unknown = httpx.post(
+        url + "/task/openapi/status", json={"apiKey": api_key, "taskId": "1"}
+    ).json()
     assert unknown["code"] == 807
 
 
-def test_cancel_of_a_queued_task_is_immediate_and_refunds(http: httpx.Client, api_key: str, live_server: LiveServer) -> None:
+def test_cancel_of_a_queued_task_is_immediate_and_refunds(
+    http: httpx.Client, api_key: str, live_server: LiveServer
+) -> None:
     before = http.post("/uc/openapi/accountStatus", json={}).json()["data"]["remainCoins"]
     task_id = http.post(I2V, json=i2v()).json()["taskId"]
-    cancel = httpx.post(live_server.url + "/task/openapi/cancel", json={"apiKey": api_key, "taskId": task_id})
+    cancel = httpx.post(
+        live_server.url + "/task/openapi/cancel", json={"apiKey": api_key, "taskId": task_id}
+    )
     assert cancel.json() == {"code": 0, "msg": "success", "data": None}
     task = http.post("/openapi/v2/query", json={"taskId": task_id}).json()
     assert task["status"] == "CANCEL"
     assert task["usage"]["consumeCoins"] == "0"
     assert http.post("/uc/openapi/accountStatus", json={}).json()["data"]["remainCoins"] == before
-    again = httpx.post(live_server.url + "/task/openapi/cancel", json={"apiKey": api_key, "taskId": task_id})
+    again = httpx.post(
+        live_server.url + "/task/openapi/cancel", json={"apiKey": api_key, "taskId": task_id}
+    )
     assert again.json() == {"code": 0, "msg": "success", "data": None}  # idempotent
 
 
@@ -284,4 +359,6 @@ def test_health_and_metrics(live_server: LiveServer, http: httpx.Client) -> None
     assert httpx.get(live_server.url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(live_server.url + "/readyz").json() == {"status": "ready"}
     metrics = httpx.get(live_server.url + "/metrics").text
-    assert 'reelgate_tasks_submitted_total{model="kling-video-o3-pro/image-to-video"} 1.0' in metrics
+    assert (
+        'reelgate_tasks_submitted_total{model="kling-video-o3-pro/image-to-video"} 1.0' in metrics
+    )

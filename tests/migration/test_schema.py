@@ -35,6 +35,8 @@ def test_a_schema_missing_a_column_is_noticed(db_url: str) -> None:
             conn.exec_driver_sql("ALTER TABLE uploads DROP COLUMN original_name")
         with db.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-        assert any(change[0] == "add_column" and change[3].name == "original_name" for change in diff)
+        assert any(
+            change[0] == "add_column" and change[3].name == "original_name" for change in diff
+        )
     finally:
         db.dispose()
