@@ -17,7 +17,7 @@ import numpy as np
 from reelgate.engines.base import RenderContext, VideoEditSpec
 from reelgate.engines.mediaio import EncoderSettings, MediaWriter, iter_key_frames, probe
 from reelgate.engines.preview import pipeline
-from reelgate.engines.preview.frames import U8, FrameSize, load_rgb, rgb_to_i420
+from reelgate.engines.preview.frames import U8, FrameSize, load_rgb
 from reelgate.engines.preview.grade import Grade, lab_stats
 from reelgate.engines.preview.mark import PreviewMark
 
@@ -56,8 +56,7 @@ def render_video_edit(
                     continue
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)
-                    rgb = cast(U8, frame.to_ndarray(format="rgb24"))
-                    graded = rgb_to_i420(grade.apply(rgb))
+                    graded = grade.apply_i420(cast(U8, frame.to_ndarray(format="yuv420p")))
                     if mark is not None:
                         mark.apply(graded)
                     yield graded

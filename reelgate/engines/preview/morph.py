@@ -5,7 +5,7 @@ the first frame and the last frame where the flow says that point was and will b
 bidirectional approximation of Jiang et al., "Super SloMo", 2018), and the two warped frames
 are blended ``(1 - s) : s``. Sampling positions are computed on the small flow grid, where the
 camera's view matrix is folded in too, and only their upsampled result touches full-size
-pixels, in one remap per plane per end frame.
+pixels, in one remap per plane per end frame. The end frames themselves are copied exactly.
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ class FlowMorph:
         self._grid_full = np.dstack(
             [(grid[..., 0] + 0.5) * self._kx - 0.5, (grid[..., 1] + 0.5) * self._ky - 0.5]
         ).astype(np.float32)
-        self._luma_grid = identity_grid(size)
-        self._chroma_grid = identity_grid(size.chroma)
+        self._scale = np.array([self._kx, self._ky], dtype=np.float32)
         self._warped_first = new_i420(size)
         self._warped_last = new_i420(size)
 
@@ -66,6 +65,9 @@ class FlowMorph:
     def frame(self, s: float, view: F32, out: U8) -> U8:
         """The frame at time ``s`` (0 = first, 1 = last) seen through ``view`` (a sampling
         matrix, see ``View.sampling_matrix``), written into ``out``."""
+        if s in (0.0, 1.0) and np.array_equal(view, _IDENTITY_VIEW):
+            out[:] = self._first if s == 0.0 else self._last  # exactly the end frames
+            return out
         # Where each output pixel looks in the in-between picture (full-size coordinates).
         linear, shift = view[:, :2], view[:, 2]
         looks = self._grid_full @ linear.T + shift
@@ -75,31 +77,26 @@ class FlowMorph:
         at = np.dstack(
             [(looks[..., 0] + 0.5) / self._kx - 0.5, (looks[..., 1] + 0.5) / self._ky - 0.5]
         ).astype(np.float32)
-        scale = np.array([self._kx, self._ky], dtype=np.float32)
-        self._warp_end(self._first, looks, to_first, at, scale, self._warped_first)
-        self._warp_end(self._last, looks, to_last, at, scale, self._warped_last)
+        self._warp_end(self._first, looks, to_first, at, self._warped_first)
+        self._warp_end(self._last, looks, to_last, at, self._warped_last)
         cv2.addWeighted(self._warped_first, 1 - s, self._warped_last, s, 0.0, dst=out)
         return out
 
-    def _warp_end(self, source: U8, looks: F32, flow: F32, at: F32, scale: F32, out: U8) -> None:
+    def _warp_end(self, source: U8, looks: F32, flow: F32, at: F32, out: U8) -> None:
         flow_there = cv2.remap(
             flow, at, NO_SECOND_MAP, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
-        # Displacement of each sampling position from the output pixel, on the flow grid.
-        shift = (looks + flow_there * scale - self._grid_full).astype(np.float32)
-        luma = self._size
-        chroma = luma.chroma
-        luma_map = cast(
-            F32, cv2.resize(shift, (luma.width, luma.height), interpolation=cv2.INTER_LINEAR)
+        # Sampling positions on the flow grid, upsampled to each plane's size. Linear
+        # upsampling of positions is exact inside the frame and clamps within a few pixels
+        # of its edges, which only in-between frames use (the end frames are copied).
+        where = (looks + flow_there * self._scale).astype(np.float32)
+        luma, chroma = self._size, self._size.chroma
+        luma_map = cv2.resize(where, (luma.width, luma.height), interpolation=cv2.INTER_LINEAR)
+        chroma_where = (where - np.float32(0.5)) * np.float32(0.5)
+        chroma_map = cv2.resize(
+            chroma_where, (chroma.width, chroma.height), interpolation=cv2.INTER_LINEAR
         )
-        chroma_map = cast(
-            F32,
-            cv2.resize(
-                shift * np.float32(0.5),
-                (chroma.width, chroma.height),
-                interpolation=cv2.INTER_LINEAR,
-            ),
-        )
-        luma_map += self._luma_grid
-        chroma_map += self._chroma_grid
-        remap(source, luma_map, chroma_map, out)
+        remap(source, cast(F32, luma_map), cast(F32, chroma_map), out)
+
+
+_IDENTITY_VIEW = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
