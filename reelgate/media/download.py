@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import time
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import httpx
@@ -108,8 +109,14 @@ class HttpDownloader:
         self._policy = policy
         self._owns_client = client is None
         # trust_env=False: an HTTP(S)_PROXY from the environment would receive the pinned
-        # IP-literal URLs and make its own, unchecked, connection.
-        self._client = client or httpx.Client(trust_env=False, follow_redirects=False)
+        # IP-literal URLs and make its own, unchecked, connection. The cookie jar refuses
+        # every cookie: with IP-literal URLs, a cookie set by one caller's host would be sent
+        # to another caller's host on the same (e.g. CDN) address.
+        self._client = client or httpx.Client(
+            trust_env=False,
+            follow_redirects=False,
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        )
 
     def close(self) -> None:
         if self._owns_client:
@@ -159,7 +166,9 @@ class HttpDownloader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise httpx.ConnectTimeout("deadline passed")
-            request = self._client.build_request(
+            # A bare Request, not client.build_request: nothing from the client's cookie jar or
+            # default headers is added to a request for a caller-chosen host.
+            request = httpx.Request(
                 "GET",
                 url.copy_with(host=str(ip)),
                 headers={
@@ -173,8 +182,7 @@ class HttpDownloader:
                     # on the same address. One connection per request keeps them apart.
                     "Connection": "close",
                 },
-                extensions={"sni_hostname": host},
-                timeout=httpx.Timeout(remaining),
+                extensions={"sni_hostname": host, "timeout": httpx.Timeout(remaining).as_dict()},
             )
             try:
                 return self._client.send(request, stream=True, follow_redirects=False)

@@ -164,7 +164,8 @@ class Served:
 class MediaServer:
     """Routes:
 
-    - ``/f/<name>``: a registered file (``add``), with whatever Content-Type it was given;
+    - ``/f/<name>``: a registered file (``add``), with whatever Content-Type it was given
+      (and a session cookie when the query string has ``cookie``);
     - ``/redirect/<n>/<name>``: ``n`` redirects, then ``/f/<name>``;
     - ``/to?url=<location>``: one redirect to any location;
     - ``/status/<code>``: an empty response with that status;
@@ -176,6 +177,7 @@ class MediaServer:
     def __init__(self) -> None:
         self.files: dict[str, Served] = {}
         self.hosts: list[tuple[str, str]] = []  # (path, Host header) of every request
+        self.cookies: list[str] = []  # Cookie header of every request that sent one
         self.stopping = threading.Event()
         server = self
 
@@ -187,6 +189,8 @@ class MediaServer:
 
             def do_GET(self) -> None:
                 server.hosts.append((self.path, self.headers.get("Host", "")))
+                if "Cookie" in self.headers:
+                    server.cookies.append(self.headers["Cookie"])
                 server.route(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -209,7 +213,8 @@ class MediaServer:
         try:
             if parts[0] == "f" and parts[1] in self.files:
                 served = self.files[parts[1]]
-                self._send(h, 200, served.body, served.content_type)
+                cookie = {"Set-Cookie": "session=secret; Path=/"} if "cookie" in url.query else {}
+                self._send(h, 200, served.body, served.content_type, headers=cookie)
             elif parts[0] == "redirect":
                 left = int(parts[1])
                 target = f"/redirect/{left - 1}/{parts[2]}" if left > 1 else f"/f/{parts[2]}"

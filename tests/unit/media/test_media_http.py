@@ -275,6 +275,18 @@ def test_trickling_server_hits_the_overall_deadline(
     assert time.monotonic() - started < 2.5
 
 
+@pytest.mark.parametrize("inject", [False, True])
+def test_cookies_are_never_sent(
+    server: MediaServer, png_url: str, loopback_client: httpx.Client, dest: Path, inject: bool
+) -> None:
+    """A cookie one caller's host sets must not reach the next fetch (URLs share IP origins)."""
+    client = loopback_client if inject else None
+    with MediaFetcher(MediaSettings(), allow_private_networks=True, http_client=client) as f:
+        f.fetch_image(f"{png_url}?cookie", "firstImageUrl", dest)
+        f.fetch_image(png_url, "firstImageUrl", dest)
+    assert server.cookies == []
+
+
 def test_own_client_is_used_when_none_is_given(
     server: MediaServer, png_url: str, dest: Path
 ) -> None:
