@@ -103,12 +103,12 @@ def fail(error: BaseException, as_json: bool, task_id: str | None = None) -> NoR
 
 
 @contextmanager
-def reported(as_json: bool) -> Iterator[None]:
+def reported(as_json: bool, task_id: str | None = None) -> Iterator[None]:
     """Turn SDK errors into messages and exit codes; Ctrl-C into exit 130."""
     try:
         yield
     except ReelgateError as error:
-        fail(error, as_json)
+        fail(error, as_json, task_id)
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -244,7 +244,7 @@ def query(
     task_id: TaskIdArg, as_json: Json = False, base_url: BaseUrl = None, api_key: ApiKey = None
 ) -> None:
     """Show a task's status once; the exit code says done (0), failed (1) or running (3)."""
-    with reported(as_json), _client(base_url, api_key) as client:
+    with reported(as_json, task_id), _client(base_url, api_key) as client:
         info = client.query(task_id)
         show_task(info, None, as_json)
         raise typer.Exit(exit_code(info))
@@ -260,7 +260,7 @@ def wait_command(
     api_key: ApiKey = None,
 ) -> None:
     """Wait for a task (submitted by anything) to finish, then save its outputs."""
-    with reported(as_json), _client(base_url, api_key) as client:
+    with reported(as_json, task_id), _client(base_url, api_key) as client:
         _finish(
             client,
             client.task(task_id),
@@ -279,7 +279,7 @@ def download_command(
     api_key: ApiKey = None,
 ) -> None:
     """Save a finished task's outputs as <taskId>_<n>.<ext>."""
-    with reported(as_json), _client(base_url, api_key) as client:
+    with reported(as_json, task_id), _client(base_url, api_key) as client:
         info = client.query(task_id)
         files = client.download(info, out_dir)
         show_task(info, files, as_json)
@@ -289,7 +289,7 @@ def cancel(
     task_id: TaskIdArg, as_json: Json = False, base_url: BaseUrl = None, api_key: ApiKey = None
 ) -> None:
     """Cancel a queued or running task."""
-    with reported(as_json), _client(base_url, api_key) as client:
+    with reported(as_json, task_id), _client(base_url, api_key) as client:
         client.cancel(task_id)
         info = client.query(task_id)
         show_task(info, None, as_json)
