@@ -72,10 +72,6 @@ def rgb_to_i420(rgb: U8) -> U8:
     return cast(U8, cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
 
 
-def i420_to_rgb(i420: U8) -> U8:
-    return cast(U8, cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420))
-
-
 def planes(i420: U8) -> tuple[U8, U8, U8]:
     """Views of the Y, U and V planes of an I420 frame (writing to them writes the frame)."""
     height = i420.shape[0] * 2 // 3

@@ -58,10 +58,6 @@ class FlowMorph:
         self._warped_first = new_i420(size)
         self._warped_last = new_i420(size)
 
-    @property
-    def flow_size(self) -> FrameSize:
-        return self._flow_size
-
     def frame(self, s: float, view: F32, out: U8) -> U8:
         """The frame at time ``s`` (0 = first, 1 = last) seen through ``view`` (a sampling
         matrix, see ``View.sampling_matrix``), written into ``out``."""
