@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from reelgate.core.requests import Shot
 from reelgate.engines.base import ImageToVideoSpec, RenderContext, VideoEditSpec
+from reelgate.engines.mediaio import iter_rgb_frames
 from reelgate.engines.preview import PreviewEngine
 
 RGB = npt.NDArray[np.uint8]
@@ -66,8 +67,7 @@ def render(engine: PreviewEngine, spec: Any, scratch: Path, **ctx: Any) -> Path:
 
 
 def decode_rgb(path: Path) -> list[RGB]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return list(iter_rgb_frames(path))
 
 
 def decoded_frame_count(path: Path) -> int:
