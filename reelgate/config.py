@@ -33,6 +33,9 @@ class MediaSettings(BaseModel):
     #: small files, and operators who want Kling's exact rule can set 720.
     min_video_side: int = 16
     max_video_side: int = 2160
+    #: Non-public networks (CIDR) that media URLs may reach even when private networks are
+    #: refused, e.g. an object store on the LAN.
+    allowed_networks: list[str] = []
 
 
 class WorkerSettings(BaseModel):

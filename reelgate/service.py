@@ -28,7 +28,7 @@ from reelgate.core.errors import (
 from reelgate.core.ids import SnowflakeGenerator, is_task_id
 from reelgate.core.pricing import yuan_text
 from reelgate.core.status import TaskStatus
-from reelgate.media.sniff import sniff
+from reelgate.media.sniff import UPLOAD_FORMATS, sniff
 from reelgate.runtime import Runtime
 from reelgate.store import queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
@@ -225,7 +225,7 @@ class Service:
             if size == 0:
                 raise FileProcessingFailed("the uploaded file is empty")
             kind = sniff(head)
-            if kind is None:
+            if kind is None or kind.ext not in UPLOAD_FORMATS:
                 raise FileProcessingFailed(
                     "unsupported file type: expected an image (JPG, PNG, WEBP), video (MP4, MOV, "
                     "MKV, AVI), audio (MP3, WAV, FLAC) or ZIP"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from reelgate import __version__
@@ -42,6 +43,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.service = Service(runtime)
     app.state.metrics = Metrics()
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _version_header(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers["X-Reelgate-Version"] = __version__
+        return response
+
     # Fixed paths first: the model route matches any two path segments under /openapi/v2.
     for router in (health.router, tasks.router, media.router, account.router, models.router):
         app.include_router(router)

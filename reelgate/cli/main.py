@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reelgate.config import Settings
+from reelgate.worker.pool import PARENT_PID_VARIABLE
 
 app = typer.Typer(
     help="reelgate: a self-hosted, RunningHub-compatible video generation API.",
@@ -27,6 +29,24 @@ app.add_typer(db_app, name="db")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def _root(
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Server for client commands (REELGATE_BASE_URL)."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Key for client commands (REELGATE_API_KEY).")
+    ] = None,
+) -> None:
+    """reelgate: a self-hosted, RunningHub-compatible video generation API."""
+    # The client commands read these variables; a flag before the command overrides them.
+    if base_url:
+        os.environ["REELGATE_BASE_URL"] = base_url
+    if api_key:
+        os.environ["REELGATE_API_KEY"] = api_key
 
 
 def _logging() -> None:
@@ -68,6 +88,11 @@ def serve(
         threading.Thread(
             target=_demo_when_up, args=(server, runtime, host, port), daemon=True
         ).start()
+    # uvicorn re-raises the signal that stopped it once it has shut down; with our own handlers
+    # installed first, that re-raise lands here instead of killing the process before the
+    # worker pool is stopped.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     try:
         server.run()
     finally:
@@ -114,10 +139,20 @@ def worker(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if parent:
+        threading.Thread(target=_stop_when_orphaned, args=(int(parent), stop), daemon=True).start()
     try:
         Worker(runtime, concurrency=concurrency).run(stop)
     finally:
         runtime.close()
+
+
+def _stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
+    """A pool worker stops (handing back its task) when its ``reelgate serve`` is gone."""
+    while not stop.wait(1.0):
+        if os.getppid() != parent_pid:
+            stop.set()
 
 
 @keys_app.command("create")

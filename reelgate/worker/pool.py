@@ -17,6 +17,9 @@ import time
 
 log = logging.getLogger("reelgate.pool")
 
+#: Set in a pool worker's environment: the pid of the ``reelgate serve`` that started it.
+PARENT_PID_VARIABLE = "REELGATE_POOL_PARENT_PID"
+
 
 class WorkerPool:
     def __init__(self, size: int, *, grace_seconds: float = 25.0) -> None:
@@ -27,7 +30,8 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "reelgate", "worker"], env=os.environ.copy())
+        env = {**os.environ, PARENT_PID_VARIABLE: str(os.getpid())}
+        return subprocess.Popen([sys.executable, "-m", "reelgate", "worker"], env=env)
 
     def start(self) -> None:
         self._procs = [self._spawn() for _ in range(self.size)]
@@ -42,7 +46,8 @@ class WorkerPool:
                     log.warning(
                         "worker process %s exited with %s; starting another", proc.pid, code
                     )
-                    time.sleep(1.0)
+                    if self._stopping.wait(1.0):
+                        return
                     self._procs[i] = self._spawn()
 
     def stop(self) -> None:

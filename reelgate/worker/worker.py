@@ -77,6 +77,7 @@ class Worker:
         self.fetcher = MediaFetcher(
             self.settings.media,
             allow_private_networks=self.settings.allow_private_networks,
+            allowed_networks=self.settings.media.allowed_networks,
             resolve_own_url=runtime.signer.resolve_own_url,
         )
         self._active: dict[int, _Active] = {}

@@ -188,7 +188,7 @@ def test_query_returns_the_submitted_task(http: httpx.Client) -> None:
     answer = http.post("/openapi/v2/query", json={"taskId": task_id})
     assert answer.json()["taskId"] == task_id
     assert answer.json()["status"] == "QUEUED"
-    assert answer.headers["X-Reelgate-Poll-After"] == "2"
+    assert answer.headers["X-Reelgate-Poll-After"] == "1"
 
 
 def test_another_keys_task_is_not_found(

@@ -18,7 +18,7 @@ from reelgate.store.tables import Task
 router = APIRouter(tags=["tasks"])
 
 #: Poll hints (seconds) sent in ``X-Reelgate-Poll-After``; RunningHub clients ignore them.
-POLL_AFTER = {TaskStatus.QUEUED.value: "2", TaskStatus.RUNNING.value: "1"}
+POLL_AFTER = {TaskStatus.QUEUED.value: "1", TaskStatus.RUNNING.value: "1"}
 
 
 def task_response(task: Task, svc: Service, base: str) -> JSONResponse:
