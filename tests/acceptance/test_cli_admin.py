@@ -17,18 +17,28 @@ from tests.conftest import free_port
 
 def reelgate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "reelgate", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "reelgate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def environment(tmp_path: Path, db_url: str) -> dict[str, str]:
-    return {**os.environ, "REELGATE_DATA_DIR": str(tmp_path / "data"), "REELGATE_DATABASE_URL": db_url}
+    return {
+        **os.environ,
+        "REELGATE_DATA_DIR": str(tmp_path / "data"),
+        "REELGATE_DATABASE_URL": db_url,
+    }
 
 
 def test_keys_create_list_disable(tmp_path: Path, db_url: str) -> None:
     env = environment(tmp_path, db_url)
     assert reelgate(env, "db", "upgrade").returncode == 0
-    created = reelgate(env, "keys", "create", "--name", "ci", "--coins", "500", "--concurrency", "3", "--json")
+    created = reelgate(
+        env, "keys", "create", "--name", "ci", "--coins", "500", "--concurrency", "3", "--json"
+    )
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
     assert len(key["apiKey"]) == 32
@@ -56,7 +66,10 @@ def test_serve_creates_a_first_key_and_its_workers_render(tmp_path: Path, db_url
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "reelgate", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -70,13 +83,21 @@ def test_serve_creates_a_first_key_and_its_workers_render(tmp_path: Path, db_url
         key = (tmp_path / "data" / "api-key.txt").read_text().strip()
         headers = {"Authorization": f"Bearer {key}"}
         image = write_sample_image(tmp_path / "a.png", width=400, height=300)
-        url = httpx.post(base + "/openapi/v2/media/upload/binary", files={"file": ("a.png", image.read_bytes())}, headers=headers).json()["data"]["download_url"]
+        url = httpx.post(
+            base + "/openapi/v2/media/upload/binary",
+            files={"file": ("a.png", image.read_bytes())},
+            headers=headers,
+        ).json()["data"]["download_url"]
         body = {"prompt": "zoom in", "firstImageUrl": url, "duration": 3, "sound": False}
-        task_id = httpx.post(base + "/openapi/v2/kling-video-o3-std/image-to-video", json=body, headers=headers).json()["taskId"]
+        task_id = httpx.post(
+            base + "/openapi/v2/kling-video-o3-std/image-to-video", json=body, headers=headers
+        ).json()["taskId"]
         status = ""
         while time.monotonic() < deadline + 60 and status not in ("SUCCESS", "FAILED"):
             time.sleep(0.2)
-            status = httpx.post(base + "/openapi/v2/query", json={"taskId": task_id}, headers=headers).json()["status"]
+            status = httpx.post(
+                base + "/openapi/v2/query", json={"taskId": task_id}, headers=headers
+            ).json()["status"]
         assert status == "SUCCESS"
     finally:
         server.terminate()
@@ -90,7 +111,9 @@ def test_pool_workers_stop_when_their_server_is_killed(tmp_path: Path, db_url: s
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "reelgate", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     children: list[int] = []
     deadline = time.monotonic() + 30

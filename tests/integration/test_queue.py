@@ -245,7 +245,9 @@ def test_sweeper_forgets_workers_that_went_silent(runtime: Runtime) -> None:
         queue.register_worker(session, "gone", "host", 1)
         queue.register_worker(session, "alive", "host", 2)
         session.execute(
-            update(WorkerRow).where(WorkerRow.id == "gone").values(last_seen_at=utcnow() - timedelta(hours=1))
+            update(WorkerRow)
+            .where(WorkerRow.id == "gone")
+            .values(last_seen_at=utcnow() - timedelta(hours=1))
         )
     sweep(runtime)
     with runtime.db.read() as session:
