@@ -116,7 +116,14 @@ class MediaWriter:
         """Encode one I420 frame: shape (height * 3 / 2, width), Y then U then V planes."""
         if i420.shape != (self.height * 3 // 2, self.width):
             raise ValueError(f"I420 frame is {i420.shape}, writer is {self.width}x{self.height}")
-        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        self.write_video_frame(i420_frame(i420))
+
+    def write_video_frame(self, frame: av.VideoFrame) -> None:
+        """Encode one yuv420p frame of the writer's size (see ``i420_frame``)."""
+        if (frame.width, frame.height) != (self.width, self.height):
+            raise ValueError(
+                f"frame is {frame.width}x{frame.height}, writer is {self.width}x{self.height}"
+            )
         frame.pts = self._frames_written
         self._frames_written += 1
         self._container.mux(self._video.encode(frame))
@@ -160,6 +167,15 @@ class MediaWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close(flush=exc_type is None)
+
+
+def i420_frame(i420: npt.NDArray[np.uint8]) -> av.VideoFrame:
+    """An I420 array (shape (height * 3 / 2, width)) as a new yuv420p ``VideoFrame``.
+
+    The pixels are copied, so the array may be reused as soon as this returns. Renderers
+    call it on their frame thread, which leaves the encoding thread only the encoding.
+    """
+    return av.VideoFrame.from_ndarray(i420, format="yuv420p")
 
 
 @dataclass(frozen=True)

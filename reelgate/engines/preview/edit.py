@@ -12,20 +12,25 @@ from pathlib import Path
 from typing import Any, TypeAlias, cast
 
 import av
-import numpy as np
 
 from reelgate.engines.base import RenderContext, VideoEditSpec
-from reelgate.engines.mediaio import EncoderSettings, MediaWriter, iter_key_frames, probe
+from reelgate.engines.mediaio import (
+    EncoderSettings,
+    MediaWriter,
+    i420_frame,
+    iter_key_frames,
+    probe,
+)
 from reelgate.engines.preview import pipeline
-from reelgate.engines.preview.frames import U8, FrameSize, load_rgb
-from reelgate.engines.preview.grade import Grade, lab_stats
+from reelgate.engines.preview.frames import U8, FrameSize, load_rgb, new_i420
+from reelgate.engines.preview.grade import Grade, lab_stats, stats_copy
 from reelgate.engines.preview.mark import PreviewMark
 
 #: Key frames sampled for the source's colour statistics.
 STATS_KEY_FRAMES = 8
 
-#: What the frame thread hands the encoder: a graded I420 frame or a source audio packet.
-Item: TypeAlias = "U8 | av.Packet[Any]"
+#: What the frame thread hands the encoder: a graded frame or a source audio packet.
+Item: TypeAlias = "av.VideoFrame | av.Packet[Any]"
 
 
 def render_video_edit(
@@ -36,19 +41,24 @@ def render_video_edit(
         raise ValueError(f"the source is {info.width}x{info.height}; H.264 4:2:0 needs even sides")
     size = FrameSize(info.width, info.height)
     references = [load_rgb(path) for path in spec.reference_images]
+    key_frames = [stats_copy(rgb) for rgb in iter_key_frames(spec.video, STATS_KEY_FRAMES)]
     grade = Grade(
         spec.prompt,
         size,
-        source=lab_stats(iter_key_frames(spec.video, STATS_KEY_FRAMES)),
+        source=lab_stats(key_frames),
         reference=lab_stats(references) if references else None,
+        palette=key_frames,
     )
     mark = PreviewMark(size) if ctx.watermark else None
     keep_audio = spec.keep_original_sound and info.has_audio
 
     def items() -> Iterator[Item]:
+        graded = new_i420(size)  # reused: each frame is copied into its own VideoFrame
         with av.open(str(spec.video)) as source:
             video = source.streams.video[0]
-            video.thread_type = "AUTO"
+            # One decoding thread: the encoder keeps both cores busy, and frame threading
+            # only adds CPU time (decoding runs beside the encoder on this thread anyway).
+            video.codec_context.thread_count = 1
             streams = [video, source.streams.audio[0]] if keep_audio else [video]
             for packet in source.demux(*streams):
                 if packet.stream.type == "audio":
@@ -56,10 +66,10 @@ def render_video_edit(
                     continue
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)
-                    graded = grade.apply_i420(cast(U8, frame.to_ndarray(format="yuv420p")))
+                    grade.apply_i420(cast(U8, frame.to_ndarray(format="yuv420p")), graded)
                     if mark is not None:
                         mark.apply(graded)
-                    yield graded
+                    yield i420_frame(graded)
 
     with av.open(str(spec.video)) as template_source:
         template = template_source.streams.audio[0] if keep_audio else None
@@ -68,8 +78,8 @@ def render_video_edit(
         ) as writer:
 
             def write(item: Item) -> None:
-                if isinstance(item, np.ndarray):
-                    writer.write_i420(item)
+                if isinstance(item, av.VideoFrame):
+                    writer.write_video_frame(item)
                 else:
                     writer.copy_audio_packet(item)
 
@@ -78,5 +88,5 @@ def render_video_edit(
                 write,
                 ctx,
                 info.frame_count,
-                counts=lambda item: isinstance(item, np.ndarray),
+                counts=lambda item: isinstance(item, av.VideoFrame),
             )
