@@ -178,6 +178,26 @@ def i420_frame(i420: npt.NDArray[np.uint8]) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(i420, format="yuv420p")
 
 
+def yuv420p_planes(
+    frame: av.VideoFrame,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Views of a yuv420p frame's Y, U and V planes, without copying.
+
+    Rows may be padded (``line_size`` > width), so the views can have a row stride; writing
+    to a view writes the frame. A decoder's frames may be its reference pictures: only read
+    those.
+    """
+    if frame.format.name != "yuv420p":
+        raise ValueError(f"frame is {frame.format.name}, not yuv420p")
+    y, u, v = (
+        np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)[
+            :, : plane.width
+        ]
+        for plane in frame.planes
+    )
+    return y, u, v
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     width: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import av
 
@@ -17,12 +17,12 @@ from reelgate.engines.base import RenderContext, VideoEditSpec
 from reelgate.engines.mediaio import (
     EncoderSettings,
     MediaWriter,
-    i420_frame,
     iter_key_frames,
     probe,
+    yuv420p_planes,
 )
 from reelgate.engines.preview import pipeline
-from reelgate.engines.preview.frames import U8, FrameSize, load_rgb, new_i420
+from reelgate.engines.preview.frames import FrameSize, load_rgb
 from reelgate.engines.preview.grade import Grade, lab_stats, stats_copy
 from reelgate.engines.preview.mark import PreviewMark
 
@@ -53,7 +53,6 @@ def render_video_edit(
     keep_audio = spec.keep_original_sound and info.has_audio
 
     def items() -> Iterator[Item]:
-        graded = new_i420(size)  # reused: each frame is copied into its own VideoFrame
         with av.open(str(spec.video)) as source:
             video = source.streams.video[0]
             # One decoding thread: the encoder keeps both cores busy, and frame threading
@@ -66,10 +65,16 @@ def render_video_edit(
                     continue
                 for frame in packet.decode():
                     assert isinstance(frame, av.VideoFrame)
-                    grade.apply_i420(cast(U8, frame.to_ndarray(format="yuv420p")), graded)
+                    if frame.format.name != "yuv420p":
+                        frame = frame.reformat(format="yuv420p")
+                    # Read the decoded planes and write the graded ones straight into the
+                    # frame the encoder gets: no copies of whole frames.
+                    graded = av.VideoFrame(size.width, size.height, "yuv420p")
+                    out = yuv420p_planes(graded)
+                    grade.apply_planes(yuv420p_planes(frame), out)
                     if mark is not None:
-                        mark.apply(graded)
-                    yield i420_frame(graded)
+                        mark.apply_planes(*out)
+                    yield graded
 
     with av.open(str(spec.video)) as template_source:
         template = template_source.streams.audio[0] if keep_audio else None

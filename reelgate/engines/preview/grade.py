@@ -31,6 +31,8 @@ from reelgate.engines.preview.words import contains_any
 F64 = npt.NDArray[np.float64]
 I16 = npt.NDArray[np.int16]
 U16 = npt.NDArray[np.uint16]
+#: A frame as its Y, U and V planes (views; rows may be padded).
+Planes = tuple[U8, U8, U8]
 #: Reference and source statistics are measured on copies this small (long side, pixels).
 STATS_LONG_SIDE = 256
 #: Bounds on the transfer's per-channel gain, so a flat source is not blown up into noise.
@@ -258,11 +260,17 @@ class Grade:
         """The graded frame, written into ``out`` (a new I420 array if it is not given)."""
         if out is None:
             out = np.empty_like(i420)
-        if self._tables is not None:
-            return self._tables.apply(i420, out)
-        return self._apply_lab(i420, out)
+        self.apply_planes(planes(i420), planes(out))
+        return out
 
-    def _apply_lab(self, i420: U8, out: U8) -> U8:
+    def apply_planes(self, source: Planes, out: Planes) -> None:
+        """Grade a frame given as its Y, U and V planes into another frame's planes."""
+        if self._tables is not None:
+            self._tables.apply(source, out)
+        else:
+            self._apply_lab(source, out)
+
+    def _apply_lab(self, source: Planes, out: Planes) -> None:
         """The grade through LAB, at chroma resolution.
 
         The half-size picture is graded in LAB, its new chroma planes are the output's, and
@@ -270,7 +278,7 @@ class Grade:
         of colour, so this matches a full-size grade away from sharp colour edges, at a
         quarter of the cost.
         """
-        luma, u, v = planes(i420)
+        luma, u, v = source
         half = (u.shape[1], u.shape[0])
         luma_half = cv2.resize(luma, half, interpolation=cv2.INTER_AREA)
         rgb_half = cv2.transform(cv2.merge([luma_half, u, v]), _YUV_TO_RGB)
@@ -280,11 +288,10 @@ class Grade:
         change_full = cv2.resize(
             change, (luma.shape[1], luma.shape[0]), interpolation=cv2.INTER_LINEAR
         )
-        out_luma, out_u, out_v = planes(out)
+        out_luma, out_u, out_v = out
         cv2.add(luma, change_full, dst=out_luma, dtype=cv2.CV_8U)
         out_u[:] = new_u
         out_v[:] = new_v
-        return out
 
     def _grade_rgb(self, rgb: U8) -> U8:
         """The graded picture (a new RGB array at chroma resolution)."""
@@ -376,10 +383,10 @@ class PairTables:
         self._cross = np.empty((chroma.height, chroma.width), np.uint8)
         self._cross_full = np.empty((size.height, size.width), np.uint8)
 
-    def apply(self, i420: U8, out: U8) -> U8:
-        """Grade ``i420`` into ``out`` (an I420 array of the same size)."""
-        luma, u, v = planes(i420)
-        out_luma, out_u, out_v = planes(out)
+    def apply(self, source: Planes, out: Planes) -> None:
+        """Grade a frame's Y, U and V planes into ``out`` (planes of the same sizes)."""
+        luma, u, v = source
+        out_luma, out_u, out_v = out
         half = (u.shape[1], u.shape[0])
         cv2.resize(luma, half, dst=self._luma_half, interpolation=cv2.INTER_AREA)
         index_yu, index_yv, index_uv = (
@@ -408,7 +415,6 @@ class PairTables:
             interpolation=cv2.INTER_LINEAR,
         )
         cv2.addWeighted(out_luma, 1.0, self._cross_full, 1.0, -128.0, dst=out_luma)
-        return out
 
 
 def _pair_index(high: U8, low: U8, out: U16) -> U16:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
+
 from reelgate.engines.base import ImageToVideoSpec, RenderContext
-from reelgate.engines.mediaio import AUDIO_RATE, EncoderSettings, MediaWriter
+from reelgate.engines.mediaio import AUDIO_RATE, EncoderSettings, MediaWriter, i420_frame
 from reelgate.engines.preview import pipeline
 from reelgate.engines.preview.frames import (
-    U8,
     fit_to_frame,
     load_rgb,
     new_i420,
@@ -52,14 +53,14 @@ def render_image_to_video(
         cuts = [shot.start / fps for shot in shots[1:]]
         track = synthesize(spec.prompt, total / fps, spec.seed, cuts)
 
-    def frames() -> Iterator[U8]:
+    def frames() -> Iterator[av.VideoFrame]:
+        out = new_i420(size)  # reused: each frame is copied into its own VideoFrame
         for index in range(total):
             shot = next(s for s in shots if s.start <= index < s.end)
             view = _view_at(
                 shot, index, is_last_shot=shot is shots[-1], ends_on_last=morph is not None
             )
             matrix = view.sampling_matrix(size)
-            out = new_i420(size)
             if morph is not None:
                 morph.frame(ease(index / max(total - 1, 1)), matrix, out)
             elif view == IDENTITY:
@@ -68,14 +69,15 @@ def render_image_to_video(
                 warp_affine(first, matrix, out)
             if mark is not None:
                 mark.apply(out)
-            yield out
+            # The copy happens here, on the frame thread, not on the encoding thread.
+            yield i420_frame(out)
 
     audio_written = 0
     with MediaWriter(output, size.width, size.height, settings, audio=track is not None) as writer:
 
-        def write(frame: U8) -> None:
+        def write(frame: av.VideoFrame) -> None:
             nonlocal audio_written
-            writer.write_i420(frame)
+            writer.write_video_frame(frame)
             if track is not None:
                 # Interleave: audio up to the end of the frame just written.
                 upto = round(writer.frames_written / fps * AUDIO_RATE)

@@ -62,7 +62,10 @@ class PreviewMark:
 
     def apply(self, i420: U8) -> None:
         """Blend the mark into an I420 frame in place."""
-        y, u, v = planes(i420)
+        self.apply_planes(*planes(i420))
+
+    def apply_planes(self, y: U8, u: U8, v: U8) -> None:
+        """Blend the mark into a frame's Y, U and V planes in place."""
         x0, y0, w, h = self.box
         region = y[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
         region += (OUTLINE_LUMA - region) * self._outline
