@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -58,9 +59,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         # A real crash: log it with its traceback and answer 500 (clients retry 5xx).
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        body: dict[str, Any] = {"error": "1005", "message": V2_MESSAGES["1005"]}
-        if _body_for(request.url.path):
-            body = _body_for(request.url.path)(InternalError(), request)  # type: ignore[misc]
+        shape = _body_for(request.url.path)
+        body = (
+            shape(InternalError(), request)
+            if shape
+            else {"error": "1005", "message": V2_MESSAGES["1005"]}
+        )
         return JSONResponse(body, status_code=500)
 
 
@@ -69,8 +73,6 @@ async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         return {}
-    import json
-
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from reelgate.core.errors import ReelgateError
@@ -9,7 +10,7 @@ from reelgate.core.status import TaskStatus
 from reelgate.store.tables import Task
 
 #: Where a task's results point, given a storage key.
-ResultLinker = Any  # Callable[[str], str]; kept loose to avoid a circular import
+ResultLinker = Callable[[str], str]
 
 
 def cost_seconds(task: Task) -> int:

@@ -179,17 +179,6 @@ def renew_lease(
     return result is not None
 
 
-def still_running(session: Session, task_id: int, worker_id: str) -> bool:
-    found = session.execute(
-        select(Task.id).where(
-            Task.id == task_id,
-            Task.worker_id == worker_id,
-            Task.status == TaskStatus.RUNNING.value,
-        )
-    ).first()
-    return found is not None
-
-
 def expired_leases(session: Session, now: datetime, limit: int = 100) -> list[tuple[int, int, int]]:
     """(task id, attempts, max attempts) of RUNNING tasks whose lease ran out."""
     rows = session.execute(
