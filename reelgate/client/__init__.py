@@ -71,8 +71,23 @@ from reelgate.client._models import (
     Usage,
 )
 from reelgate.client._upload import MemoryUploadCache, UploadCache
+from reelgate.client.batch import (
+    DEFAULT_CAPACITY_PATIENCE,
+    DEFAULT_CONCURRENCY,
+    Batch,
+    BatchEvent,
+    BatchJob,
+    BatchJobChanged,
+    BatchJournal,
+    BatchResult,
+    BatchStarted,
+    JobState,
+    JournalUploadCache,
+)
 
 __all__ = [
+    "DEFAULT_CAPACITY_PATIENCE",
+    "DEFAULT_CONCURRENCY",
     "DEFAULT_POLL",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
@@ -87,6 +102,13 @@ __all__ = [
     "AccountStatus",
     "AsyncClient",
     "AsyncTask",
+    "Batch",
+    "BatchEvent",
+    "BatchJob",
+    "BatchJobChanged",
+    "BatchJournal",
+    "BatchResult",
+    "BatchStarted",
     "Client",
     "ConnectError",
     "ContentRejected",
@@ -95,6 +117,8 @@ __all__ = [
     "InsufficientBalance",
     "InvalidApiKey",
     "InvalidParameters",
+    "JobState",
+    "JournalUploadCache",
     "KlingO3ProImageToVideo",
     "KlingO3ProVideoEdit",
     "KlingO3StdImageToVideo",

@@ -17,9 +17,9 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from reelgate.cli.batch import SUBMITTING, Journal, read_jobs
 from reelgate.cli.client_commands import register
-from reelgate.client import Client
+from reelgate.client import BatchJournal, Client, JobState
+from reelgate.client.batch import read_jobs
 from tests.client.conftest import ROOT, Server
 
 app = typer.Typer()
@@ -150,9 +150,9 @@ def test_a_submit_cut_before_it_was_journaled_is_recovered_by_its_key(
     # The previous run recorded its key, sent the submit (the server made the task) and died.
     with Client(live_idle.url, live_idle.api_key) as rg:
         original = rg.run(job.model, job.payload, idempotency_key="key-of-the-lost-run")
-    journal = Journal(tmp_path / "jobs.jsonl.journal", live_idle.url)
+    journal = BatchJournal(tmp_path / "jobs.jsonl.journal", live_idle.url)
     journal.load([job])
-    job.state, job.idempotency_key = SUBMITTING, "key-of-the-lost-run"
+    job.state, job.idempotency_key = JobState.SUBMITTING, "key-of-the-lost-run"
     journal.save(job)
     journal.close()
 
