@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy.exc import IntegrityError
-
 from reelgate.core.catalogue import ModelSpec, get_model
 from reelgate.core.errors import (
+    Conflict,
     FileProcessingFailed,
     FileTooLarge,
     InsufficientBalance,
@@ -151,7 +150,7 @@ class Service:
                 task = repo.get_task(session, task_id)
                 assert task is not None
                 return task
-        except IntegrityError:
+        except Conflict:
             # Two submits raced with one idempotency key: the first one's task is the answer.
             if not idempotency_key:
                 raise

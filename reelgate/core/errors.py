@@ -18,7 +18,10 @@
     ├── EngineError                  (1015)
     │   ├── EngineUnavailable        (1010)
     │   └── RenderFailed             (1015)
-    └── StorageError                 (1005)
+    ├── StorageError                 (1005)
+    └── StoreError                   (1005: the database failed)
+        ├── Conflict                 (1005: a write broke a constraint, e.g. a duplicate key)
+        └── StoreUnavailable         (1010: the database is unreachable or busy; retry later)
 
 Domain code raises these; exactly one place (``reelgate.api.errors``) turns them into the
 RunningHub body of the path at hand. The message of an error defaults to RunningHub's documented
@@ -156,3 +159,28 @@ class RenderFailed(EngineError):
 
 class StorageError(ReelgateError):
     code = "1005"
+
+
+class StoreError(ReelgateError):
+    """The database failed.
+
+    ``reelgate.store`` raises these in place of SQLAlchemy's errors (the original is the
+    ``__cause__``); their details never carry the driver's text, which may quote SQL and values.
+    """
+
+    code = "1005"
+
+
+class Conflict(StoreError):
+    """A write broke a database constraint: a duplicate key, most often."""
+
+    code = "1005"
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached, or stayed busy; the same call can succeed later.
+
+    It answers 1010 (clients retry it): nothing was written.
+    """
+
+    code = "1010"

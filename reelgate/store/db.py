@@ -5,6 +5,15 @@ lazily and SQLite upgrades a read transaction to a write one only if no other wr
 in; that upgrade fails at once with "database is locked" instead of waiting. So write
 transactions start with ``BEGIN IMMEDIATE`` (they take the write lock up front and wait for it),
 and read-only sessions start with a plain ``BEGIN``.
+
+This module is where SQLAlchemy's errors stop: the sessions of ``write()`` and ``read()`` raise
+the store's own errors from ``reelgate.core.errors`` instead (the original is the ``__cause__``):
+
+* ``IntegrityError`` becomes ``Conflict`` (a duplicate key, a broken ``CHECK``);
+* ``OperationalError`` and a connection pool timeout become ``StoreUnavailable`` (1010, which
+  clients retry), except during the commit, where the outcome is unknown, and except SQLite's
+  plain ``SQLITE_ERROR`` (a bad statement, which Python's sqlite3 also reports as an
+  ``OperationalError``): those become a plain ``StoreError``.
 """
 
 from __future__ import annotations
@@ -14,11 +23,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from reelgate.core.errors import Conflict, StoreError, StoreUnavailable
+
 _SQLITE_BEGIN = "reelgate_sqlite_begin"
+#: SQLite's generic result code: a statement it could not run (not a busy or missing database).
+_SQLITE_ERROR = 1
 
 
 class Database:
@@ -48,25 +63,59 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A transaction for reading (on SQLite it does not take the write lock)."""
         with self._session(immediate=False) as session:
             yield session
 
+    def ping(self) -> str:
+        """Why the database does not answer ``SELECT 1``, or ``""`` when it does."""
+        try:
+            with self._raw_session(immediate=False) as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"; its text is the reason
+            return str(exc)
+        return ""
+
     @contextmanager
     def _session(self, *, immediate: bool) -> Iterator[Session]:
-        session = self._sessions()
-        if self.is_sqlite:
-            session.connection(execution_options={_SQLITE_BEGIN: immediate})
-        try:
+        with _store_errors(), self._raw_session(immediate=immediate) as session:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+
+    @contextmanager
+    def _raw_session(self, *, immediate: bool) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            if self.is_sqlite:
+                session.connection(execution_options={_SQLITE_BEGIN: immediate})
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            try:
+                session.commit()
+            except (OperationalError, PoolTimeout) as exc:
+                raise StoreError(
+                    "the database failed during the commit; whether it was written is unknown"
+                ) from exc
         finally:
             session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Raise the store's errors in place of SQLAlchemy's."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict("a write broke a database constraint") from exc
+    except (OperationalError, PoolTimeout) as exc:
+        if getattr(getattr(exc, "orig", None), "sqlite_errorcode", None) == _SQLITE_ERROR:
+            raise StoreError("the database refused a statement") from exc
+        raise StoreUnavailable("the database is unreachable or busy") from exc
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:

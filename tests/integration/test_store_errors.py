@@ -1,0 +1,89 @@
+"""The store raises its own errors, never SQLAlchemy's: conflicts, an unreachable database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from reelgate.core.errors import Conflict, StoreError, StoreUnavailable
+from reelgate.runtime import Runtime
+from reelgate.service import Service
+from reelgate.store import repo
+from reelgate.store.db import Database
+from reelgate.store.tables import ApiKey
+from tests.conftest import free_port
+
+BODY = {"prompt": "street", "firstImageUrl": "https://example.com/a.png", "duration": 3}
+MODEL = "kling-video-o3-std/image-to-video"
+
+
+def test_a_broken_constraint_is_a_conflict(runtime: Runtime, api_key: str) -> None:
+    with pytest.raises(Conflict) as caught, runtime.db.write() as session:
+        session.execute(update(ApiKey).values(coins=-1))
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    assert caught.value.code == "1005"
+    assert "UPDATE" not in caught.value.message  # the driver's text stays out of the message
+    with runtime.db.read() as session:  # and the transaction was rolled back
+        found = repo.find_key(session, api_key)
+        assert found is not None and found.coins > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_unreachable_database_is_unavailable(backend: str, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        (tmp_path / "a-directory.db").mkdir()  # SQLite cannot open a directory
+        url = f"sqlite:///{tmp_path / 'a-directory.db'}"
+    else:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres"
+    db = Database(url)
+    try:
+        for session_of in (db.read, db.write):
+            with pytest.raises(StoreUnavailable) as caught, session_of() as session:
+                session.execute(text("SELECT 1"))
+            assert isinstance(caught.value.__cause__, OperationalError)
+            assert caught.value.code == "1010"
+        assert db.ping()  # readiness says why, in the driver's words
+    finally:
+        db.dispose()
+
+
+def test_a_bad_statement_on_sqlite_is_not_called_unavailable(tmp_path: Path) -> None:
+    # Python's sqlite3 reports SQL errors as OperationalError too; retrying them cannot help.
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        with pytest.raises(StoreError) as caught, db.read() as session:
+            session.execute(text("SELECT * FROM no_such_table"))
+        assert type(caught.value) is StoreError
+        assert db.ping() == ""
+    finally:
+        db.dispose()
+
+
+def test_racing_submits_with_one_idempotency_key_answer_the_first_task(
+    runtime: Runtime, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Service(runtime)
+    caller = service.authenticate(api_key)
+    first = service.submit(caller, MODEL, BODY, idempotency_key="order-1")
+    with runtime.db.read() as session:
+        coins = repo.key_balance(session, caller.id)
+
+    # The second submit's lookup runs before the first one commits, so it misses; its insert
+    # then hits the unique index.
+    real_lookup = repo.find_by_idempotency_key
+    calls: list[Any] = []
+
+    def lookup_that_misses_once(*args: Any) -> Any:
+        calls.append(args)
+        return None if len(calls) == 1 else real_lookup(*args)
+
+    monkeypatch.setattr(repo, "find_by_idempotency_key", lookup_that_misses_once)
+    second = service.submit(caller, MODEL, BODY, idempotency_key="order-1")
+    assert second.id == first.id
+    assert len(calls) == 2
+    with runtime.db.read() as session:
+        assert repo.key_balance(session, caller.id) == coins  # the loser's hold was rolled back
