@@ -177,16 +177,7 @@ class Service:
             if task.status != expected.value:
                 continue
             with self.db.write() as session:
-                moved = queue.transition(
-                    session,
-                    task.id,
-                    expected=expected,
-                    to=TaskStatus.CANCEL,
-                    actor="api",
-                    detail="cancelled by its owner",
-                    error_code="",
-                    error_message="",
-                )
+                moved = queue.cancel(session, task.id, expected=expected, actor="api")
             if moved is not None:
                 break
             task = self.get_task(caller, task.id)  # it moved meanwhile; look again

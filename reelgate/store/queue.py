@@ -7,23 +7,26 @@ Read this module to know the queue's database contract:
   IMMEDIATE``, which already holds the database's single write lock. The key row is locked
   with the task, and its ``running_tasks`` counter is raised in the same transaction, so two
   workers can never start more tasks of one key than its concurrency allows.
-* ``transition`` is the only way a task changes status. It updates ``WHERE status =
-  <expected>`` (and, for workers, ``AND worker_id = <me>``), so a late or duplicate worker can
-  never overwrite a terminal state; it keeps the key's running counter and coins in step and
-  writes a ``task_events`` row.
-"""
+* After the claim, a task changes status only through the verbs ``finish``, ``fail``,
+  ``hand_back`` (workers), ``requeue_expired``, ``fail_expired`` (the sweeper) and ``cancel``
+  (its owner). All of them go through one guarded update, ``_transition``: it updates ``WHERE
+  status = <expected>`` (and, for workers, ``AND worker_id = <me>``), so a late or duplicate
+  worker can never overwrite a terminal state; it checks the move against
+  ``ALLOWED_TRANSITIONS``, keeps the key's running counter and coins in step and writes a
+  ``task_events`` row. Each verb returns None when the guard did not match.
+* ``renew_lease`` is the heartbeat: it extends a lease only while the task is still RUNNING for
+  the same worker, so a worker learns from it that its task was cancelled or swept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from reelgate.core.errors import InvalidTransition
+from reelgate.core.errors import InvalidTransition, ReelgateError
 from reelgate.core.status import ALLOWED_TRANSITIONS, TaskStatus
 from reelgate.store.tables import ApiKey, Task, TaskEvent, WorkerRow, utcnow
 
@@ -102,7 +105,130 @@ class Transitioned:
     reserved_coins: int
 
 
-def transition(
+# -- transitions: the only ways a task changes status after its claim ----------------------
+
+
+def finish(
+    session: Session,
+    task_id: int,
+    *,
+    worker_id: str,
+    results: list[dict[str, str]],
+    charge: int | None = None,
+) -> Transitioned | None:
+    """RUNNING -> SUCCESS for the worker that holds the task, with its stored ``results``.
+
+    ``charge`` is the final price (default: the reservation); it never exceeds the reservation,
+    and the difference goes back to the key. None when the task is no longer this worker's.
+    """
+    return _transition(
+        session,
+        task_id,
+        expected=TaskStatus.RUNNING,
+        to=TaskStatus.SUCCESS,
+        actor=worker_id,
+        worker_id=worker_id,
+        charge=charge,
+        results=results,
+        progress=1.0,
+    )
+
+
+def fail(
+    session: Session, task_id: int, *, worker_id: str, error: ReelgateError
+) -> Transitioned | None:
+    """RUNNING -> FAILED with ``error``'s code and message; the reservation is refunded.
+
+    None when the task is no longer this worker's.
+    """
+    return _transition(
+        session,
+        task_id,
+        expected=TaskStatus.RUNNING,
+        to=TaskStatus.FAILED,
+        actor=worker_id,
+        detail=error.message,
+        worker_id=worker_id,
+        error_code=error.code,
+        error_message=error.message,
+    )
+
+
+def hand_back(session: Session, task_id: int, *, worker_id: str) -> Transitioned | None:
+    """RUNNING -> QUEUED from a worker shutting down, without charging the task an attempt."""
+    return _transition(
+        session,
+        task_id,
+        expected=TaskStatus.RUNNING,
+        to=TaskStatus.QUEUED,
+        actor=worker_id,
+        detail="handed back at worker shutdown",
+        worker_id=worker_id,
+        attempts=Task.attempts - 1,
+    )
+
+
+def requeue_expired(
+    session: Session, task_id: int, *, now: datetime, attempts: int, actor: str
+) -> Transitioned | None:
+    """RUNNING -> QUEUED for a task whose lease is still expired at ``now``.
+
+    The lease is checked again in the update, so a worker that renewed it meanwhile keeps it.
+    """
+    return _transition(
+        session,
+        task_id,
+        expected=TaskStatus.RUNNING,
+        to=TaskStatus.QUEUED,
+        actor=actor,
+        detail=f"lease expired on attempt {attempts}",
+        lease_expired_by=now,
+    )
+
+
+def fail_expired(
+    session: Session, task_id: int, *, now: datetime, error: ReelgateError, actor: str
+) -> Transitioned | None:
+    """RUNNING -> FAILED with ``error`` for a task whose lease is still expired at ``now``."""
+    return _transition(
+        session,
+        task_id,
+        expected=TaskStatus.RUNNING,
+        to=TaskStatus.FAILED,
+        actor=actor,
+        detail=error.message,
+        lease_expired_by=now,
+        error_code=error.code,
+        error_message=error.message,
+    )
+
+
+def cancel(
+    session: Session,
+    task_id: int,
+    *,
+    expected: TaskStatus,
+    actor: str,
+    detail: str = "cancelled by its owner",
+) -> Transitioned | None:
+    """``expected`` (QUEUED or RUNNING) -> CANCEL; the reservation is refunded.
+
+    A RUNNING task's worker learns it at its next heartbeat and stops the render. None when the
+    task was no longer ``expected``; InvalidTransition when ``expected`` cannot be cancelled.
+    """
+    return _transition(
+        session,
+        task_id,
+        expected=expected,
+        to=TaskStatus.CANCEL,
+        actor=actor,
+        detail=detail,
+        error_code="",
+        error_message="",
+    )
+
+
+def _transition(
     session: Session,
     task_id: int,
     *,
@@ -112,13 +238,16 @@ def transition(
     detail: str = "",
     worker_id: str | None = None,
     charge: int | None = None,
-    extra_where: Iterable[ColumnElement[bool]] = (),
+    lease_expired_by: datetime | None = None,
     **values: Any,
 ) -> Transitioned | None:
     """Change a task's status if, and only if, it is still ``expected``.
 
-    Returns None when the guard did not match (someone else moved the task first). ``charge``
-    is the price to keep on SUCCESS (default: the reservation); FAILED and CANCEL refund it all.
+    Only the task's own worker matches when ``worker_id`` is given, and only a task whose lease
+    ran out before ``lease_expired_by`` when that is given. Returns None when the guard did not
+    match (someone else moved the task first). ``charge`` is the price to keep on SUCCESS
+    (default: the reservation); FAILED and CANCEL refund it all. ``values`` are further columns
+    to set.
     """
     if (expected, to) not in ALLOWED_TRANSITIONS:
         raise InvalidTransition(f"{expected.value} -> {to.value} is not a task transition")
@@ -130,9 +259,11 @@ def transition(
     if to is TaskStatus.QUEUED:
         values.setdefault("worker_id", None)
         values.setdefault("progress", 0.0)
-    statement = update(Task).where(Task.id == task_id, Task.status == expected.value, *extra_where)
+    statement = update(Task).where(Task.id == task_id, Task.status == expected.value)
     if worker_id is not None:
         statement = statement.where(Task.worker_id == worker_id)
+    if lease_expired_by is not None:
+        statement = statement.where(Task.lease_expires_at < lease_expired_by)
     row = session.execute(
         statement.values(status=to.value, **values).returning(
             Task.id, Task.api_key_id, Task.reserved_coins

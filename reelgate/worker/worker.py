@@ -32,14 +32,13 @@ from reelgate.core.errors import (
     TaskCancelled,
     TaskTimedOut,
 )
-from reelgate.core.status import TaskStatus
 from reelgate.engines.base import Engine, RenderContext
 from reelgate.engines.registry import load_engine
 from reelgate.media.fetch import MediaFetcher
 from reelgate.runtime import Runtime
 from reelgate.store import queue
 from reelgate.store.queue import ClaimedTask
-from reelgate.store.tables import Task, utcnow
+from reelgate.store.tables import utcnow
 from reelgate.worker.jobs import prepare
 
 log = logging.getLogger("reelgate.worker")
@@ -156,16 +155,7 @@ class Worker:
     def _hand_back(self, task_id: int) -> None:
         """Return a task we cannot finish to the queue, without charging it an attempt."""
         with self.db.write() as session:
-            queue.transition(
-                session,
-                task_id,
-                expected=TaskStatus.RUNNING,
-                to=TaskStatus.QUEUED,
-                actor=self.id,
-                detail="handed back at worker shutdown",
-                worker_id=self.id,
-                attempts=Task.attempts - 1,
-            )
+            queue.hand_back(session, task_id, worker_id=self.id)
 
     # -- one task ------------------------------------------------------------------------
 
@@ -207,22 +197,18 @@ class Worker:
         ctx.raise_if_cancelled()
         result = self.engine.render(job.spec, ctx)
         ctx.raise_if_cancelled()
-        stored = []
+        stored: list[dict[str, str]] = []
         for n, output in enumerate(result.outputs, start=1):
             key = f"results/{claimed.id}/{claimed.id}_{n}.{output.output_type}"
             self.runtime.storage.put_file(key, output.path, move=True)
             stored.append({"key": key, "outputType": output.output_type})
         with self.db.write() as session:
-            moved = queue.transition(
+            moved = queue.finish(
                 session,
                 claimed.id,
-                expected=TaskStatus.RUNNING,
-                to=TaskStatus.SUCCESS,
-                actor=self.id,
                 worker_id=self.id,
-                charge=model.final_cost(model.parse(claimed.params), job.input_seconds),
                 results=stored,
-                progress=1.0,
+                charge=model.final_cost(model.parse(claimed.params), job.input_seconds),
             )
         if moved is None:
             log.info("task %s finished but was no longer ours; result discarded", claimed.id)
@@ -230,17 +216,7 @@ class Worker:
     def _fail(self, task_id: int, error: ReelgateError) -> None:
         log.info("task %s failed: %s %s", task_id, error.code, error.message)
         with self.db.write() as session:
-            queue.transition(
-                session,
-                task_id,
-                expected=TaskStatus.RUNNING,
-                to=TaskStatus.FAILED,
-                actor=self.id,
-                detail=error.message,
-                worker_id=self.id,
-                error_code=error.code,
-                error_message=error.message,
-            )
+            queue.fail(session, task_id, worker_id=self.id, error=error)
 
     # -- leases and sweeping -------------------------------------------------------------
 
@@ -289,32 +265,15 @@ def sweep(runtime: Runtime, *, actor: str = "sweeper") -> int:
         expired = queue.expired_leases(session, now)
     moved = 0
     for task_id, attempts, max_attempts in expired:
-        still_expired = [Task.lease_expires_at < now]
         with runtime.db.write() as session:
             if attempts >= max_attempts:
                 error = TaskTimedOut(
                     f"its worker stopped responding on attempt {attempts} of {max_attempts}"
                 )
-                done = queue.transition(
-                    session,
-                    task_id,
-                    expected=TaskStatus.RUNNING,
-                    to=TaskStatus.FAILED,
-                    actor=actor,
-                    detail=error.message,
-                    extra_where=still_expired,
-                    error_code=error.code,
-                    error_message=error.message,
-                )
+                done = queue.fail_expired(session, task_id, now=now, error=error, actor=actor)
             else:
-                done = queue.transition(
-                    session,
-                    task_id,
-                    expected=TaskStatus.RUNNING,
-                    to=TaskStatus.QUEUED,
-                    actor=actor,
-                    detail=f"lease expired on attempt {attempts}",
-                    extra_where=still_expired,
+                done = queue.requeue_expired(
+                    session, task_id, now=now, attempts=attempts, actor=actor
                 )
         moved += done is not None
     return moved

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reelgate.core.errors import InvalidTransition
+from reelgate.core.errors import FileProcessingFailed, GenerationFailed, InvalidTransition
 from reelgate.core.status import TaskStatus
 from reelgate.runtime import Runtime
 from reelgate.service import Caller, Service
@@ -58,7 +58,7 @@ def test_two_workers_racing_for_one_task_claim_it_once(runtime: Runtime, api_key
                 db: Database, name: str, barrier: threading.Barrier = barrier, won: list[Any] = won
             ) -> None:
                 barrier.wait()
-                won.append(claim(db, name))
+                won.append((name, claim(db, name)))
 
             threads = [
                 threading.Thread(target=race, args=(db, f"w{i}")) for i, db in enumerate(others)
@@ -67,17 +67,11 @@ def test_two_workers_racing_for_one_task_claim_it_once(runtime: Runtime, api_key
                 t.start()
             for t in threads:
                 t.join()
-            claimed = [c for c in won if c is not None]
-            assert [c.id for c in claimed] == [task_id]
+            claimed = [(name, c) for name, c in won if c is not None]
+            assert [c.id for _, c in claimed] == [task_id]
             assert status_of(runtime, task_id).attempts == 1
             with runtime.db.write() as session:
-                queue.transition(
-                    session,
-                    task_id,
-                    expected=TaskStatus.RUNNING,
-                    to=TaskStatus.SUCCESS,
-                    actor="test",
-                )
+                assert queue.finish(session, task_id, worker_id=claimed[0][0], results=[])
     finally:
         for db in others:
             db.dispose()
@@ -93,14 +87,7 @@ def test_claims_respect_each_keys_concurrency(runtime: Runtime) -> None:
         claimed.append(c.id)
     assert claimed == [a1, b1, b2]  # oldest first, never past a key's limit
     with runtime.db.write() as session:
-        queue.transition(
-            session,
-            a1,
-            expected=TaskStatus.RUNNING,
-            to=TaskStatus.SUCCESS,
-            actor="w",
-            worker_id="w",
-        )
+        queue.finish(session, a1, worker_id="w", results=[])
     c = claim(runtime.db, "w")
     assert c is not None and c.id == a2
     assert claim(runtime.db, "w") is None
@@ -136,40 +123,36 @@ def test_a_late_worker_cannot_overwrite_a_terminal_state(runtime: Runtime, api_k
     task_id = submit(runtime, api_key)
     assert claim(runtime.db, "slow") is not None
     with runtime.db.write() as session:
-        assert queue.transition(
-            session, task_id, expected=TaskStatus.RUNNING, to=TaskStatus.CANCEL, actor="api"
-        )
+        assert queue.cancel(session, task_id, expected=TaskStatus.RUNNING, actor="api")
     with runtime.db.write() as session:
-        late = queue.transition(
-            session,
-            task_id,
-            expected=TaskStatus.RUNNING,
-            to=TaskStatus.SUCCESS,
-            actor="slow",
-            worker_id="slow",
-        )
-    assert late is None
+        assert queue.finish(session, task_id, worker_id="slow", results=[]) is None
+        assert queue.fail(session, task_id, worker_id="slow", error=GenerationFailed()) is None
+        assert queue.hand_back(session, task_id, worker_id="slow") is None
     assert status_of(runtime, task_id).status == "CANCEL"
     with pytest.raises(InvalidTransition), runtime.db.write() as session:
-        queue.transition(
-            session, task_id, expected=TaskStatus.SUCCESS, to=TaskStatus.QUEUED, actor="x"
-        )
+        queue.cancel(session, task_id, expected=TaskStatus.CANCEL, actor="x")
+
+
+def test_worker_verbs_only_match_the_tasks_own_worker(runtime: Runtime, api_key: str) -> None:
+    task_id = submit(runtime, api_key)
+    assert claim(runtime.db, "owner") is not None
+    with runtime.db.write() as session:
+        assert queue.finish(session, task_id, worker_id="other", results=[]) is None
+        assert queue.fail(session, task_id, worker_id="other", error=GenerationFailed()) is None
+        assert queue.hand_back(session, task_id, worker_id="other") is None
+    assert status_of(runtime, task_id).status == "RUNNING"
+    with runtime.db.write() as session:
+        assert queue.hand_back(session, task_id, worker_id="owner") is not None
+    task = status_of(runtime, task_id)
+    # Handing back at shutdown does not count as an attempt.
+    assert (task.status, task.worker_id, task.attempts) == ("QUEUED", None, 0)
 
 
 def test_every_transition_writes_an_event(runtime: Runtime, api_key: str) -> None:
     task_id = submit(runtime, api_key)
     claim(runtime.db, "w")
     with runtime.db.write() as session:
-        queue.transition(
-            session,
-            task_id,
-            expected=TaskStatus.RUNNING,
-            to=TaskStatus.FAILED,
-            actor="w",
-            worker_id="w",
-            error_code="1013",
-            error_message="bad file",
-        )
+        queue.fail(session, task_id, worker_id="w", error=FileProcessingFailed("bad file"))
     with runtime.db.read() as session:
         events = session.query(TaskEvent).filter_by(task_id=task_id).order_by(TaskEvent.id).all()
         trail = [(e.from_status, e.to_status, e.actor) for e in events]
@@ -178,6 +161,11 @@ def test_every_transition_writes_an_event(runtime: Runtime, api_key: str) -> Non
         ("QUEUED", "RUNNING", "w"),
         ("RUNNING", "FAILED", "w"),
     ]
+    task = status_of(runtime, task_id)
+    assert (task.error_code, task.error_message) == (
+        "1013",
+        FileProcessingFailed("bad file").message,
+    )
 
 
 def test_failed_and_cancelled_tasks_refund_and_success_keeps_the_price(runtime: Runtime) -> None:
@@ -194,8 +182,8 @@ def test_failed_and_cancelled_tasks_refund_and_success_keeps_the_price(runtime: 
     claim(runtime.db, "w")
     claim(runtime.db, "w")
     with runtime.db.write() as session:
-        queue.transition(session, ok, expected=TaskStatus.RUNNING, to=TaskStatus.SUCCESS, actor="w")
-        queue.transition(session, bad, expected=TaskStatus.RUNNING, to=TaskStatus.FAILED, actor="w")
+        queue.finish(session, ok, worker_id="w", results=[])
+        queue.fail(session, bad, worker_id="w", error=GenerationFailed())
     assert balance() == 10_000 - 3 * 69
     assert status_of(runtime, ok).consumed_coins == 207
     assert status_of(runtime, bad).consumed_coins == 0
