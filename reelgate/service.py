@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import tempfile
 import threading
@@ -65,12 +64,6 @@ class RateLimiter:
                 self._buckets[key_id] = (tokens, now)
                 raise RateLimited(f"more than {self.rate:g} requests per second")
             self._buckets[key_id] = (tokens - 1, now)
-
-
-def request_seed(model: str, params: dict[str, Any]) -> int:
-    """A seed derived from the request, so the same request renders the same video."""
-    canonical = json.dumps({"model": model, "params": params}, sort_keys=True)
-    return int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:4], "big")
 
 
 class Service:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from reelgate.core.catalogue import Family, ModelSpec
 from reelgate.core.requests import ImageToVideoRequest, VideoEditRequest
+from reelgate.core.seeds import request_seed
 from reelgate.engines.base import ImageToVideoSpec, RenderSpec, VideoEditSpec
 from reelgate.media.fetch import MediaFetcher
-from reelgate.service import request_seed
 
 
 @dataclass(frozen=True)
