@@ -22,6 +22,7 @@ from reelgate.core.errors import (
     QueueFull,
     RateLimited,
     TaskNotFound,
+    UnknownModel,
 )
 from reelgate.core.ids import SnowflakeGenerator, is_task_id
 from reelgate.core.pricing import yuan_text
@@ -93,7 +94,7 @@ class Service:
     def model(self, model_path: str) -> ModelSpec:
         model = get_model(model_path)
         if model is None:
-            raise InvalidParameters(f"unknown model {model_path!r}")
+            raise UnknownModel(model_path)
         return model
 
     def submit(

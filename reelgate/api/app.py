@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from reelgate import __version__
+from reelgate.api import openapi
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.routes import account, health, media, models, tasks
 from reelgate.api.routes.health import Metrics
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.service = Service(runtime)
     app.state.metrics = Metrics()
     install_error_handlers(app)
+    openapi.install(app)
 
     @app.middleware("http")
     async def _version_header(request: Request, call_next: Any) -> Response:
@@ -50,7 +52,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         response.headers["X-Reelgate-Version"] = __version__
         return response
 
-    # Fixed paths first: the model route matches any two path segments under /openapi/v2.
+    # Fixed paths first: the unknown-model route matches any two path segments under /openapi/v2.
     for router in (health.router, tasks.router, media.router, account.router, models.router):
         app.include_router(router)
     return app

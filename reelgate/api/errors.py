@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reelgate.api import wire
-from reelgate.core.errors import V2_MESSAGES, InternalError, InvalidParameters, ReelgateError
+from reelgate.api import answers
+from reelgate.core.errors import V2_MESSAGES, InternalError, ReelgateError
 
 log = logging.getLogger("reelgate.api")
 
@@ -23,13 +22,15 @@ class MethodNotSupported(ReelgateError):
 
 def _body_for(path: str) -> Callable[[ReelgateError, Request], dict[str, Any]] | None:
     if path.startswith("/openapi/v2/media/upload"):
-        return lambda error, _: wire.error_upload(error)
+        return lambda error, _: answers.error_upload(error).to_wire()
     if path.startswith("/openapi/v2/queue/") or path.startswith(("/task/openapi/", "/uc/openapi/")):
-        return lambda error, _: wire.error_v1(error)
+        return lambda error, _: answers.error_v1(error).to_wire()
     if path.startswith("/openapi/v2/price-preview/"):
-        return lambda error, _: wire.price_error(error)
+        return lambda error, _: answers.price_error(error).to_wire()
     if path.startswith("/openapi/v2/"):
-        return lambda error, request: wire.error_v2(error, getattr(request.state, "task_id", ""))
+        return lambda error, request: answers.error_task(
+            error, getattr(request.state, "task_id", "")
+        ).to_wire()
     return None
 
 
@@ -66,14 +67,3 @@ def install_error_handlers(app: FastAPI) -> None:
             else {"error": "1005", "message": V2_MESSAGES["1005"]}
         )
         return JSONResponse(body, status_code=500)
-
-
-async def json_body(request: Request) -> Any:
-    """The JSON body, or 1007 when it is not JSON. An empty body counts as ``{}``."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidParameters("the request body is not valid JSON") from None

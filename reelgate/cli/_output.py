@@ -66,10 +66,10 @@ def show_task(info: TaskInfo, files: list[Path] | None, as_json: bool) -> None:
     for path in files or []:
         out.print(f"  saved {path}")
     if files is None:
-        for result in info.results:
+        for result in info.outputs:
             out.print(f"  {result.url or result.text}")
-    if info.usage is not None and info.usage.consume_coins is not None:
-        out.print(f"  cost: {info.usage.consume_coins} coins")
+    if info.usage is not None and info.usage.coins is not None:
+        out.print(f"  cost: {info.usage.coins} coins")
 
 
 def fail(error: BaseException, as_json: bool, task_id: str | None = None) -> NoReturn:

@@ -320,10 +320,10 @@ def account(as_json: Json = False, base_url: BaseUrl = None, api_key: ApiKey = N
         status = client.account()
         queue = client.queue_status()
         if as_json:
-            print_json({"account": status.raw, "queue": queue.raw})
+            print_json({"account": status.to_wire(), "queue": queue.to_wire()})
             return
         out.print(
-            f"balance: {status.remain_coins} coins"
+            f"balance: {status.coins} coins"
             + (f" ({status.remain_money} {status.currency})" if status.remain_money else "")
         )
         out.print(f"key type: {status.api_type or queue.api_key_type}")
@@ -346,7 +346,7 @@ def price(
     with reported(as_json), _client(base_url, api_key) as client:
         preview = client.price(model, _json_arg(body))
         if as_json:
-            print_json(preview.raw)
+            print_json(preview.to_wire())
             return
         text = preview.price_text_en or preview.price_text
         out.print(

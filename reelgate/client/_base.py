@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from reelgate import __version__
 from reelgate.client._config import (
@@ -66,10 +67,8 @@ from reelgate.client._models import (
     TaskInfo,
     TaskStatus,
     UploadedFile,
-    Usage,
-    parse_status,
+    parse_request,
 )
-from reelgate.client._models import to_number as _num
 from reelgate.client._upload import MediaRef, MemoryUploadCache, UploadCache, find_local_media
 
 logger = logging.getLogger("reelgate.client")
@@ -233,7 +232,7 @@ class BaseClient:
             known = {
                 k: v for k, v in body.items() if k in {f.alias for f in model.model_fields.values()}
             }
-            model.parse(known)
+            parse_request(model, known)
             fields = model.media_fields
         return path, body, find_local_media(body, fields)
 
@@ -352,7 +351,7 @@ class BaseClient:
         if not isinstance(body, dict):
             raise UnexpectedResponse("the task answer is not a JSON object", response=response)
         tid = str(body.get("taskId") or "") or task_id
-        status = parse_status(body.get("status"))
+        status = _status(body.get("status"), response)
         code = _code(body.get("errorCode"))
         # A refused request (bad key, unknown task, limits, invalid body) is never a task's own
         # failure, even when the answer says FAILED or echoes the taskId; and RunningHub's kit
@@ -365,24 +364,11 @@ class BaseClient:
             raise UnexpectedResponse(
                 f"the task answer has no taskId or status: {sorted(body)}", response=response
             )
-        results = body.get("results") or []
-        usage = body.get("usage")
-        return TaskInfo(
-            task_id=tid,
-            status=status,
-            error_code=_code(body.get("errorCode")),
-            error_message=str(body.get("errorMessage") or ""),
-            results=tuple(Output.from_wire(r) for r in results if isinstance(r, dict)),
-            usage=Usage(_num(usage.get("consumeCoins")), _num(usage.get("taskCostTime")), usage)
-            if isinstance(usage, dict)
-            else None,
-            failed_reason=body.get("failedReason")
-            if isinstance(body.get("failedReason"), dict)
-            else None,
-            progress=_header_float(response, PROGRESS_HEADER),
-            poll_after=_header_float(response, POLL_AFTER_HEADER),
-            raw=body,
-        )
+        hints = {
+            "progress": _header_float(response, PROGRESS_HEADER),
+            "poll_after": _header_float(response, POLL_AFTER_HEADER),
+        }
+        return _validate(TaskInfo, {**body, "taskId": tid, **hints}, response)
 
     def _parse_envelope(self, response: httpx.Response) -> Any:
         """``data`` of a ``{code, msg|message, data}`` answer (v1 and v2 management endpoints)."""
@@ -398,14 +384,7 @@ class BaseClient:
             raise UnexpectedResponse(
                 "the upload answer has no data.download_url", response=response
             )
-        size = _num(data.get("size"))
-        return UploadedFile(
-            download_url=str(data["download_url"]),
-            type=str(data.get("type") or ""),
-            file_name=str(data.get("fileName") or ""),
-            size=int(size or 0),
-            sha256=sha256,
-        )
+        return _validate(UploadedFile, {**data, "sha256": sha256}, response)
 
     def _parse_cancel(self, response: httpx.Response, task_id: str) -> None:
         try:
@@ -416,18 +395,18 @@ class BaseClient:
 
     def _parse_account(self, response: httpx.Response) -> AccountStatus:
         data = self._parse_envelope(response)
-        return AccountStatus.from_wire(data if isinstance(data, dict) else {})
+        return _validate(AccountStatus, data if isinstance(data, dict) else {}, response)
 
     def _parse_queue(self, response: httpx.Response) -> QueueStatus:
         data = self._parse_envelope(response)
-        return QueueStatus.from_wire(data if isinstance(data, dict) else {})
+        return _validate(QueueStatus, data if isinstance(data, dict) else {}, response)
 
     def _parse_price(self, response: httpx.Response) -> PricePreview:
         body = self._body(response)
         if not isinstance(body, dict):
             raise UnexpectedResponse("the price answer is not a JSON object", response=response)
         self._raise_code(body, response, None)
-        return PricePreview.from_wire(body)
+        return _validate(PricePreview, body, response)
 
     # -- finishing waits ----------------------------------------------------------------------
 
@@ -448,7 +427,7 @@ class BaseClient:
             raise TaskCancelled(info)
         if info.status is not TaskStatus.SUCCESS:
             raise StillRunning(info, None)
-        return [(output_name(info.task_id, n, o), o) for n, o in enumerate(info.results, 1)]
+        return [(output_name(info.task_id, n, o), o) for n, o in enumerate(info.outputs, 1)]
 
 
 class AtomicFile:
@@ -525,6 +504,31 @@ def output_name(task_id: str, n: int, output: Output) -> str:
 def wait_timeout(client: BaseClient, timeout: float | UseClientDefault | None) -> float | None:
     """The deadline of one ``wait()``: the argument, or the client's when not given."""
     return client.wait_timeout if isinstance(timeout, UseClientDefault) else timeout
+
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+def _validate(model: type[Answer], data: dict[str, Any], response: httpx.Response) -> Answer:
+    """An answer parsed into its wire model; a shape the model cannot read is unexpected."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UnexpectedResponse(
+            f"the answer does not match {model.__name__}: {exc.errors(include_url=False)[0]['msg']}"
+            f" at {'.'.join(map(str, exc.errors(include_url=False)[0]['loc']))}",
+            response=response,
+        ) from None
+
+
+def _status(value: object, response: httpx.Response) -> TaskStatus | None:
+    """A wire status; ``None`` when absent."""
+    if not str(value or "").strip():
+        return None
+    try:
+        return TaskStatus.from_wire(value)
+    except ValueError:
+        raise UnexpectedResponse(f"unknown task status {value!r}", response=response) from None
 
 
 def _code(value: object) -> str:

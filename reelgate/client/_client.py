@@ -42,6 +42,7 @@ from reelgate.client._models import (
     TaskInfo,
     TaskStatus,
     UploadedFile,
+    parse_request,
 )
 from reelgate.client._poll import Poller, Retrier
 from reelgate.client._upload import LocalMedia, UploadCache, as_local, replace_media
@@ -245,7 +246,8 @@ class Client(BaseClient):
     ) -> Task:
         """Kling O3 image-to-video from a first (and optional last) frame: URL, path or bytes."""
         model = KlingO3ProImageToVideo if tier == "pro" else KlingO3StdImageToVideo
-        request = model.parse(
+        request = parse_request(
+            model,
             dict(
                 prompt=prompt,
                 first_image_url=first_image,
@@ -270,7 +272,8 @@ class Client(BaseClient):
     ) -> Task:
         """Kling O3 video-edit of an MP4 (URL, path or bytes) with up to 4 reference images."""
         model = KlingO3ProVideoEdit if tier == "pro" else KlingO3StdVideoEdit
-        request = model.parse(
+        request = parse_request(
+            model,
             dict(
                 prompt=prompt,
                 video_url=video,

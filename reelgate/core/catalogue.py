@@ -6,16 +6,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from reelgate.core.errors import InvalidParameters
 from reelgate.core.pricing import PriceRule
-from reelgate.core.requests import (
-    ImageToVideoRequest,
-    ProImageToVideoRequest,
-    ProVideoEditRequest,
-    VideoEditRequest,
-)
+from reelgate.wire import WIRE_REQUESTS, ImageToVideoRequest, ModelRequest
 
 #: The longest source clip a video-edit accepts (contract §3.1).
 MAX_EDIT_SECONDS = 10
@@ -31,26 +26,31 @@ class ModelSpec:
     path: str
     family: Family
     tier: str
-    request_type: type[BaseModel]
     price: PriceRule
 
-    def parse(self, body: Any) -> BaseModel:
+    @property
+    def request_type(self) -> type[ModelRequest]:
+        """The wire model of this endpoint's body."""
+        return WIRE_REQUESTS[self.path]
+
+    def parse(self, body: Any) -> ModelRequest:
         """Validate a JSON body; errors become 1007 with the field and the rule."""
         if not isinstance(body, dict):
             raise InvalidParameters("the request body must be a JSON object")
         try:
-            return self.request_type.model_validate(body)
+            request: ModelRequest = self.request_type.from_wire(body)
         except ValidationError as exc:
             raise InvalidParameters(describe_validation_error(exc)) from None
+        return request
 
-    def reserve_cost(self, request: BaseModel) -> int:
+    def reserve_cost(self, request: ModelRequest) -> int:
         """Coins to hold at submit: the exact price, or the most an edit can cost."""
         if self.family is Family.IMAGE_TO_VIDEO:
             assert isinstance(request, ImageToVideoRequest)
             return self.price.cost(request.duration, request.sound)
         return self.price.cost(MAX_EDIT_SECONDS, True)
 
-    def final_cost(self, request: BaseModel, input_seconds: float | None) -> int:
+    def final_cost(self, request: ModelRequest, input_seconds: float | None) -> int:
         """Coins charged once the task succeeded (edits: by the source clip's real length)."""
         if self.family is Family.VIDEO_EDIT and input_seconds is not None:
             return self.price.cost(min(input_seconds, MAX_EDIT_SECONDS), True)
@@ -75,28 +75,24 @@ _MODELS = [
         "kling-video-o3-pro/image-to-video",
         Family.IMAGE_TO_VIDEO,
         "pro",
-        ProImageToVideoRequest,
         PriceRule(87, 69),
     ),
     ModelSpec(
         "kling-video-o3-std/image-to-video",
         Family.IMAGE_TO_VIDEO,
         "std",
-        ImageToVideoRequest,
         PriceRule(69, 52),
     ),
     ModelSpec(
         "kling-video-o3-pro/video-edit",
         Family.VIDEO_EDIT,
         "pro",
-        ProVideoEditRequest,
         PriceRule(108, 108, by_input_seconds=True),
     ),
     ModelSpec(
         "kling-video-o3-std/video-edit",
         Family.VIDEO_EDIT,
         "std",
-        VideoEditRequest,
         PriceRule(81, 81, by_input_seconds=True),
     ),
 ]

@@ -7,6 +7,7 @@
     ├── InternalError                (1005)
     ├── TaskTimedOut                 (1006)
     ├── InvalidParameters            (1007; v1 301)
+    │   └── UnknownModel             (no model at that path)
     ├── InvalidUrl                   (1001)
     ├── FileTooLarge                 (1008; v1 809)
     ├── FileProcessingFailed         (1013)
@@ -107,6 +108,13 @@ class TaskTimedOut(ReelgateError):
 class InvalidParameters(ReelgateError):
     code = "1007"
     v1_code, v1_msg = 301, "PARAMS_INVALID"
+
+
+class UnknownModel(InvalidParameters):
+    """No model is served at this path."""
+
+    def __init__(self, model_path: str) -> None:
+        super().__init__(f"unknown model {model_path!r}")
 
 
 class FileTooLarge(ReelgateError):

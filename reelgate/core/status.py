@@ -1,26 +1,10 @@
-"""Task statuses, exactly RunningHub's values, and the transitions allowed between them."""
+"""The transitions allowed between task statuses (the statuses themselves are the wire's)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from reelgate.wire.status import TaskStatus
 
-
-class TaskStatus(StrEnum):
-    #: Accepted and waiting for a worker (or for the key's concurrency to free up).
-    QUEUED = "QUEUED"
-    #: Claimed by a worker that holds a live lease.
-    RUNNING = "RUNNING"
-    #: Finished; ``results`` holds the output files.
-    SUCCESS = "SUCCESS"
-    #: Finished with an error; ``errorCode``/``errorMessage`` say why.
-    FAILED = "FAILED"
-    #: Cancelled by its owner before it finished.
-    CANCEL = "CANCEL"
-
-
-TERMINAL: frozenset[TaskStatus] = frozenset(
-    {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCEL}
-)
+__all__ = ["ALLOWED_TRANSITIONS", "TaskStatus"]
 
 #: Every transition the store may perform. RUNNING -> QUEUED is the sweeper handing back a task
 #: whose lease expired (or a worker shutting down); QUEUED -> FAILED covers inputs rejected

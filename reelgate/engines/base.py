@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from reelgate.core.catalogue import Family
 from reelgate.core.errors import TaskCancelled
-from reelgate.core.requests import Shot
+from reelgate.wire import Shot
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelgate.core.catalogue import Family, ModelSpec
-from reelgate.core.requests import ImageToVideoRequest, VideoEditRequest
 from reelgate.core.seeds import request_seed
 from reelgate.engines.base import ImageToVideoSpec, RenderSpec, VideoEditSpec
 from reelgate.media.fetch import MediaFetcher
+from reelgate.wire import ImageToVideoRequest, VideoEditRequest
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,10 @@ def prepare(
     seed = request_seed(model.path, params)
     if model.family is Family.IMAGE_TO_VIDEO:
         assert isinstance(request, ImageToVideoRequest)
-        first = fetcher.fetch_image(request.firstImageUrl, "firstImageUrl", scratch)
+        first = fetcher.fetch_image(request.first_image_url, "firstImageUrl", scratch)
         last = (
-            fetcher.fetch_image(request.lastImageUrl, "lastImageUrl", scratch)
-            if request.lastImageUrl
+            fetcher.fetch_image(request.last_image_url, "lastImageUrl", scratch)
+            if request.last_image_url
             else None
         )
         spec: RenderSpec = ImageToVideoSpec(
@@ -38,24 +38,24 @@ def prepare(
             last_image=last.path if last else None,
             duration=request.duration,
             sound=request.sound,
-            multi_shot=request.multiShot,
-            shot_type=request.shotType,
+            multi_shot=request.multi_shot,
+            shot_type=request.shot_type,
             shots=tuple(request.shots()),
             seed=seed,
             model=model.path,
         )
         return PreparedJob(spec, None)
     assert isinstance(request, VideoEditRequest)
-    video = fetcher.fetch_video(request.videoUrl, "videoUrl", scratch)
+    video = fetcher.fetch_video(request.video_url, "videoUrl", scratch)
     images = [
         fetcher.fetch_image(url, f"imageUrls[{i}]", scratch).path
-        for i, url in enumerate(request.imageUrls or [])
+        for i, url in enumerate(request.image_urls or [])
     ]
     spec = VideoEditSpec(
         prompt=request.prompt,
         video=video.path,
         reference_images=tuple(images),
-        keep_original_sound=request.keepOriginalSound,
+        keep_original_sound=request.keep_original_sound,
         seed=seed,
         model=model.path,
     )

@@ -87,7 +87,7 @@ async def test_video_edit_with_reference_images(
             "make it sepia", media["video"], images=[media["first"]], keep_sound=False, tier="pro"
         )
         info = await task.wait(30)
-        assert info.results[0].output_type == "mp4"
+        assert info.outputs[0].output_type == "mp4"
         assert (await rg.download(task.id, tmp_path))[0].name == f"{task.id}_1.mp4"
 
 
@@ -146,7 +146,7 @@ async def test_lost_submit_answer_is_retried_with_its_idempotency_key_into_one_t
 ) -> None:
     cut = CutAfterCommit(asgi(idle_server))
     async with client(idle_server, cut) as rg:
-        coins = (await rg.account()).remain_coins
+        coins = (await rg.account()).coins
         task = await rg.image_to_video(
             "once", "https://example.com/a.png", duration=3, sound=False, tier="std"
         )
@@ -155,7 +155,7 @@ async def test_lost_submit_answer_is_retried_with_its_idempotency_key_into_one_t
         assert len(keys) == 1
         assert idle_server.task_count() == 1
         assert coins is not None
-        assert (await rg.account()).remain_coins == coins - 3 * 52  # paid once
+        assert (await rg.account()).coins == coins - 3 * 52  # paid once
         assert (await rg.query(task.id)).status is TaskStatus.QUEUED
 
 
@@ -221,11 +221,11 @@ async def test_rate_limits_are_retried_after_a_pause(tmp_path: Path) -> None:
 async def test_account_queue_and_price(server: Server) -> None:
     async with client(server) as rg:
         account = await rg.account()
-        assert account.remain_coins == 100_000
+        assert account.coins == 100_000
         queue = await rg.queue_status()
         assert queue.concurrent_limit == 2 and queue.running_count == 0
         body = {"prompt": "x", "firstImageUrl": "https://example.com/a.png", "sound": False}
         three = await rg.price("kling-video-o3-std/image-to-video", {**body, "duration": 3})
         six = await rg.price("kling-video-o3-std/image-to-video", {**body, "duration": 6})
         assert three.estimated_price and six.estimated_price == 2 * three.estimated_price
-        assert (await rg.account()).remain_coins == 100_000  # a preview costs nothing
+        assert (await rg.account()).coins == 100_000  # a preview costs nothing

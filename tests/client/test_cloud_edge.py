@@ -169,7 +169,7 @@ def test_wait_handles_every_status_without_server_hints() -> None:
     updates: list[TaskStatus] = []
     with cloud.client() as rg:
         info = rg.task(TASK).wait(5, on_update=lambda i: updates.append(i.status))
-    assert info.status is TaskStatus.SUCCESS and info.usage and info.usage.consume_coins == 435
+    assert info.status is TaskStatus.SUCCESS and info.usage and info.usage.coins == 435
     assert updates == [TaskStatus.QUEUED] * 3 + [TaskStatus.RUNNING, TaskStatus.SUCCESS]
 
     failed = Cloud(v2("RUNNING"), v2("FAILED", "1501", "Content verification failed"))
@@ -311,7 +311,7 @@ def test_the_key_never_appears_in_reprs_logs_or_errors(caplog: pytest.LogCapture
     )
     caplog.set_level(logging.DEBUG)
     with cloud.client() as rg:
-        assert rg.account().remain_coins == 99999
+        assert rg.account().coins == 99999
         assert json.loads(cloud.requests[0].content) == {"apikey": KEY}
         with pytest.raises(InvalidApiKey) as caught:
             rg.query(TASK)

@@ -25,7 +25,7 @@ def test_submit_wait_download_with_local_bytes(
         assert info.status is TaskStatus.SUCCESS and info.usage is not None
         [saved] = task.download(tmp_path)
         assert saved == tmp_path / f"{task.id}_1.mp4"
-        assert saved.read_bytes() == httpx.get(info.results[0].url or "").content
+        assert saved.read_bytes() == httpx.get(info.outputs[0].url or "").content
         rg.image_to_video("again", media["first"], duration=3, sound=False, tier="std")
     assert live.upload_count() == 1
 

@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from reelgate.api import wire
-from reelgate.api.deps import caller_from_bearer, caller_from_body, service
-from reelgate.api.errors import json_body
+from reelgate.api.deps import Credentials, bearer_caller, caller_from_body, json_body, service
+from reelgate.api.openapi import error_codes
+from reelgate.api.openapi import json_body as body_doc
+from reelgate.service import Caller
+from reelgate.wire import AccountRequest, AccountStatus, Envelope, QueueStatus
 
 router = APIRouter(tags=["account"])
 
 
-@router.post("/uc/openapi/accountStatus", summary="Coins and current tasks of a key")
-async def account_status(request: Request) -> JSONResponse:
+@router.post(
+    "/uc/openapi/accountStatus",
+    summary="Coins and current tasks of a key",
+    description="The key travels in the body as `apikey`; the Bearer header is the fallback."
+    + error_codes("1002"),
+    response_model=Envelope[AccountStatus],
+    openapi_extra=body_doc(AccountRequest),
+)
+async def account_status(request: Request, credentials: Credentials) -> Envelope[AccountStatus]:
     body = await json_body(request)
-    caller = await caller_from_body(request, body, field="apikey")
+    caller = await caller_from_body(request, body, credentials, field="apikey")
     data = await run_in_threadpool(service(request).account, caller)
-    return JSONResponse(wire.ok_v1(data))
+    return Envelope(data=data)
 
 
-@router.get("/openapi/v2/queue/status", summary="Concurrency limit and current tasks of a key")
-async def queue_status(request: Request) -> JSONResponse:
-    caller = await caller_from_bearer(request)
+@router.get(
+    "/openapi/v2/queue/status",
+    summary="Concurrency limit and current tasks of a key",
+    description=error_codes("1002"),
+    response_model=Envelope[QueueStatus],
+)
+async def queue_status(
+    request: Request, caller: Annotated[Caller, Depends(bearer_caller)]
+) -> Envelope[QueueStatus]:
     data = await run_in_threadpool(service(request).queue_status, caller)
-    return JSONResponse(wire.ok_v1(data))
+    return Envelope(data=data)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from reelgate.api import wire
-from reelgate.api.deps import base_url, caller_from_bearer, service
+from reelgate.api.deps import base_url, bearer_caller, service
+from reelgate.api.openapi import binary_response, error_codes, multipart_body
 from reelgate.core.errors import InvalidParameters, StorageError
+from reelgate.service import Caller
+from reelgate.wire import Envelope, LegacyUpload, UploadedFile, UploadEnvelope
 
 router = APIRouter(tags=["media"])
+
+_FILE = {"type": "string", "format": "binary", "description": "The file's bytes."}
 
 
 async def _file_field(request: Request) -> tuple[UploadFile, dict[str, str]]:
@@ -26,9 +32,18 @@ async def _file_field(request: Request) -> tuple[UploadFile, dict[str, str]]:
     return upload, fields
 
 
-@router.post("/openapi/v2/media/upload/binary", summary="Upload a file (v2)")
-async def upload_binary(request: Request) -> JSONResponse:
-    caller = await caller_from_bearer(request)
+@router.post(
+    "/openapi/v2/media/upload/binary",
+    summary="Upload a file (v2)",
+    description="Images (JPG, PNG, WEBP), videos (MP4, MOV, MKV, AVI), audio (MP3, WAV, FLAC) "
+    "or ZIP. `data.download_url` is what model endpoints take; it is valid for one day."
+    + error_codes("1002", "1007", "1008", "1013"),
+    response_model=UploadEnvelope[UploadedFile],
+    openapi_extra=multipart_body({"file": _FILE}, ["file"]),
+)
+async def upload_binary(
+    request: Request, caller: Annotated[Caller, Depends(bearer_caller)]
+) -> UploadEnvelope[UploadedFile]:
     upload, _ = await _file_field(request)
     svc = service(request)
     key, kind, size = await run_in_threadpool(
@@ -38,20 +53,30 @@ async def upload_binary(request: Request) -> JSONResponse:
         upload.filename or "",
         max_bytes=svc.settings.media.max_upload_bytes,
     )
-    return JSONResponse(
-        wire.ok_upload(
-            {
-                "type": kind,
-                "download_url": svc.upload_url(base_url(request), key),
-                "fileName": key,
-                "size": str(size),
-            }
-        )
+    uploaded = UploadedFile(
+        type=kind,
+        download_url=svc.upload_url(base_url(request), key),
+        file_name=key,
+        size=str(size),
     )
+    return UploadEnvelope(data=uploaded)
 
 
-@router.post("/task/openapi/upload", summary="Upload a file (v1, deprecated)")
-async def upload_legacy(request: Request) -> JSONResponse:
+@router.post(
+    "/task/openapi/upload",
+    summary="Upload a file (v1, deprecated)",
+    description="The key travels as the form field `apiKey`; files up to 30 MB.",
+    response_model=Envelope[LegacyUpload],
+    openapi_extra=multipart_body(
+        {
+            "apiKey": {"type": "string", "description": "The API key."},
+            "file": _FILE,
+            "fileType": {"type": "string", "default": "input"},
+        },
+        ["apiKey", "file"],
+    ),
+)
+async def upload_legacy(request: Request) -> Envelope[LegacyUpload]:
     svc = service(request)
     upload, fields = await _file_field(request)
     caller = await run_in_threadpool(svc.authenticate, fields.get("apiKey") or None)
@@ -62,10 +87,15 @@ async def upload_legacy(request: Request) -> JSONResponse:
         upload.filename or "",
         max_bytes=svc.settings.media.max_legacy_upload_bytes,
     )
-    return JSONResponse(wire.ok_v1({"fileName": key, "fileType": fields.get("fileType", "input")}))
+    return Envelope(data=LegacyUpload(file_name=key, file_type=fields.get("fileType", "input")))
 
 
-@router.get("/files/{key:path}", summary="A stored file, through a signed link", tags=["media"])
+@router.get(
+    "/files/{key:path}",
+    summary="A stored file, through a signed link",
+    response_class=FileResponse,
+    responses=binary_response("application/octet-stream", "The file."),
+)
 def get_file(key: str, request: Request) -> Response:
     svc = service(request)
     expires = request.query_params.get("expires", "")

@@ -1,49 +1,100 @@
-"""Model endpoints: ``POST /openapi/v2/{vendor}/{action}`` and their price previews."""
+"""Model endpoints, one route per catalogue entry, and their price previews."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from reelgate.api import wire
-from reelgate.api.deps import base_url, caller_from_bearer, service
-from reelgate.api.errors import json_body
-from reelgate.api.routes.tasks import task_response
-from reelgate.core.catalogue import CATALOGUE
+from reelgate.api import answers
+from reelgate.api.deps import base_url, bearer_caller, json_body, service
+from reelgate.api.openapi import error_codes
+from reelgate.api.openapi import json_body as body_doc
+from reelgate.api.routes.tasks import task_answer
+from reelgate.core.catalogue import CATALOGUE, ModelSpec
+from reelgate.core.errors import UnknownModel
+from reelgate.service import Caller
+from reelgate.wire import PricePreview, TaskObject
 
 router = APIRouter(tags=["models"])
 
-_MODEL_LIST = ", ".join(sorted(CATALOGUE))
+CallerDep = Annotated[Caller, Depends(bearer_caller)]
+Submit = Callable[[Request, Response, Caller], Awaitable[TaskObject]]
+Price = Callable[[Request, Caller], Awaitable[PricePreview]]
+
+_SUBMIT_CODES = error_codes("1002", "1003", "1007", "416", "421")
 
 
-@router.post(
-    "/openapi/v2/price-preview/{vendor}/{action}",
-    summary="Price of a request, validated but not run",
-)
-async def price_preview(vendor: str, action: str, request: Request) -> JSONResponse:
-    await caller_from_bearer(request)
-    body = await json_body(request)
-    coins = await run_in_threadpool(service(request).price, f"{vendor}/{action}", body)
-    return JSONResponse(wire.price_v2(coins))
-
-
-@router.post(
-    "/openapi/v2/{vendor}/{action}",
-    summary="Submit a task to a model",
-    description=f"Models: {_MODEL_LIST}. The answer is the same object as /openapi/v2/query.",
-)
-async def submit(vendor: str, action: str, request: Request) -> JSONResponse:
-    caller = await caller_from_bearer(request)
+async def _submit(path: str, request: Request, response: Response, caller: Caller) -> TaskObject:
     body = await json_body(request)
     svc = service(request)
     task = await run_in_threadpool(
         lambda: svc.submit(
-            caller,
-            f"{vendor}/{action}",
-            body,
-            idempotency_key=request.headers.get("idempotency-key"),
+            caller, path, body, idempotency_key=request.headers.get("idempotency-key")
         )
     )
     request.app.state.metrics.submitted.labels(model=task.model).inc()
-    return task_response(task, svc, base_url(request))
+    return task_answer(task, svc, base_url(request), response)
+
+
+async def _price(path: str, request: Request) -> PricePreview:
+    body = await json_body(request)
+    coins = await run_in_threadpool(service(request).price, path, body)
+    return answers.price(coins)
+
+
+def _submit_route(model: ModelSpec) -> Submit:
+    async def submit(request: Request, response: Response, caller: CallerDep) -> TaskObject:
+        return await _submit(model.path, request, response, caller)
+
+    return submit
+
+
+def _price_route(model: ModelSpec) -> Price:
+    async def price(request: Request, caller: CallerDep) -> PricePreview:
+        return await _price(model.path, request)
+
+    return price
+
+
+for _model in CATALOGUE.values():
+    _name = _model.path.replace("-", "_").replace("/", "__")
+    router.add_api_route(
+        f"/openapi/v2/{_model.path}",
+        _submit_route(_model),
+        methods=["POST"],
+        response_model=TaskObject,
+        name=f"submit__{_name}",
+        summary=f"Submit a task to {_model.path}",
+        description=(_model.request_type.__doc__ or "")
+        + "\n\nThe answer is the same object as `/openapi/v2/query`; poll that until the task "
+        "ends." + _SUBMIT_CODES,
+        openapi_extra=body_doc(_model.request_type),
+    )
+    router.add_api_route(
+        f"/openapi/v2/price-preview/{_model.path}",
+        _price_route(_model),
+        methods=["POST"],
+        response_model=PricePreview,
+        name=f"price__{_name}",
+        summary=f"Price of a {_model.path} request, validated but not run",
+        description="The same body as the submit; nothing is run or charged."
+        + error_codes("1002", "1007"),
+        openapi_extra=body_doc(_model.request_type),
+    )
+
+
+# Paths under /openapi/v2 that name no model answer as RunningHub does (1007, unknown model),
+# after the key and the body were checked, as for a known model.
+@router.post("/openapi/v2/price-preview/{vendor}/{action}", include_in_schema=False)
+async def price_unknown(vendor: str, action: str, request: Request, caller: CallerDep) -> None:
+    await json_body(request)
+    raise UnknownModel(f"{vendor}/{action}")
+
+
+@router.post("/openapi/v2/{vendor}/{action}", include_in_schema=False)
+async def submit_unknown(vendor: str, action: str, request: Request, caller: CallerDep) -> None:
+    await json_body(request)
+    raise UnknownModel(f"{vendor}/{action}")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from reelgate.api import wire
-from reelgate.api.deps import base_url, caller_from_bearer, caller_from_body, service
-from reelgate.api.errors import json_body
+from reelgate.api import answers
+from reelgate.api.deps import Credentials, base_url, bearer_caller, caller_from_body, json_body
+from reelgate.api.deps import service as service_of
+from reelgate.api.openapi import error_codes
+from reelgate.api.openapi import json_body as body_doc
 from reelgate.core.status import TaskStatus
-from reelgate.service import Service
+from reelgate.service import Caller, Service
 from reelgate.store.tables import Task
+from reelgate.wire import Envelope, KeyedTaskRef, OutputFile, TaskObject, TaskRef
 
 router = APIRouter(tags=["tasks"])
 
@@ -21,80 +23,90 @@ router = APIRouter(tags=["tasks"])
 POLL_AFTER = {TaskStatus.QUEUED.value: "1", TaskStatus.RUNNING.value: "1"}
 
 
-def task_response(task: Task, svc: Service, base: str) -> JSONResponse:
-    headers = {}
+def task_answer(task: Task, svc: Service, base: str, response: Response) -> TaskObject:
+    """The task object, with reelgate's poll hints in headers while it is not done."""
     if task.status in POLL_AFTER:
-        headers["X-Reelgate-Poll-After"] = POLL_AFTER[task.status]
-        headers["X-Reelgate-Progress"] = f"{task.progress:.3f}"
-    body = wire.task_v2(task, lambda key: svc.result_url(base, key))
-    return JSONResponse(body, headers=headers)
+        response.headers["X-Reelgate-Poll-After"] = POLL_AFTER[task.status]
+        response.headers["X-Reelgate-Progress"] = f"{task.progress:.3f}"
+    return answers.task_object(task, lambda key: svc.result_url(base, key))
 
 
 def _task_id_of(body: Any) -> Any:
     return body.get("taskId") if isinstance(body, dict) else None
 
 
-@router.post("/openapi/v2/query", summary="Query a task (v2)")
-async def query(request: Request) -> JSONResponse:
-    caller = await caller_from_bearer(request)
+async def _keyed_task(request: Request, credentials: Credentials) -> tuple[Service, Task]:
+    """The task a v1 body names, for the key the body (or the Bearer header) carries."""
+    body = await json_body(request)
+    caller = await caller_from_body(request, body, credentials)
+    svc = service_of(request)
+    return svc, await run_in_threadpool(svc.get_task, caller, _task_id_of(body))
+
+
+@router.post(
+    "/openapi/v2/query",
+    summary="Query a task (v2)",
+    description="The task's status, results and usage." + error_codes("1002", "1004", "1007"),
+    response_model=TaskObject,
+    openapi_extra=body_doc(TaskRef),
+)
+async def query(
+    request: Request, response: Response, caller: Annotated[Caller, Depends(bearer_caller)]
+) -> TaskObject:
     body = await json_body(request)
     task_id = _task_id_of(body)
     request.state.task_id = str(task_id) if isinstance(task_id, (str, int)) else ""
-    svc = service(request)
+    svc = service_of(request)
     task = await run_in_threadpool(svc.get_task, caller, task_id)
-    return task_response(task, svc, base_url(request))
+    return task_answer(task, svc, base_url(request), response)
 
 
-@router.post("/task/openapi/cancel", summary="Cancel a queued or running task (v1)")
-async def cancel(request: Request) -> JSONResponse:
+@router.post(
+    "/task/openapi/cancel",
+    summary="Cancel a queued or running task (v1)",
+    description="A running task stops at its next check; its coins are refunded."
+    + error_codes("1002", "1004"),
+    response_model=Envelope[None],
+    openapi_extra=body_doc(KeyedTaskRef),
+)
+async def cancel(request: Request, credentials: Credentials) -> Envelope[None]:
     body = await json_body(request)
-    caller = await caller_from_body(request, body)
-    task = await run_in_threadpool(service(request).cancel, caller, _task_id_of(body))
+    caller = await caller_from_body(request, body, credentials)
+    task = await run_in_threadpool(service_of(request).cancel, caller, _task_id_of(body))
     if task.status != TaskStatus.CANCEL.value:
-        return JSONResponse(wire.ok_v1(None, f"task already finished with status {task.status}"))
-    return JSONResponse(wire.ok_v1(None))
+        return Envelope(msg=f"task already finished with status {task.status}")
+    return Envelope()
 
 
-@router.post("/task/openapi/status", summary="Status of a task (v1, deprecated)")
-async def status(request: Request) -> JSONResponse:
-    body = await json_body(request)
-    caller = await caller_from_body(request, body)
-    task = await run_in_threadpool(service(request).get_task, caller, _task_id_of(body))
-    return JSONResponse(wire.ok_v1(task.status, ""))
+@router.post(
+    "/task/openapi/status",
+    summary="Status of a task (v1, deprecated)",
+    response_model=Envelope[TaskStatus],
+    openapi_extra=body_doc(KeyedTaskRef),
+)
+async def status(request: Request, credentials: Credentials) -> Envelope[TaskStatus]:
+    _svc, task = await _keyed_task(request, credentials)
+    return Envelope(msg="", data=TaskStatus(task.status))
 
 
-@router.post("/task/openapi/outputs", summary="Outputs of a task (v1, deprecated)")
-async def outputs(request: Request) -> JSONResponse:
-    body = await json_body(request)
-    caller = await caller_from_body(request, body)
-    svc = service(request)
-    task = await run_in_threadpool(svc.get_task, caller, _task_id_of(body))
+OutputsAnswer = Envelope[list[OutputFile]] | Envelope[dict[str, Any]]
+
+
+@router.post(
+    "/task/openapi/outputs",
+    summary="Outputs of a task (v1, deprecated)",
+    description="`code` 804 while running, 813 while queued, 805 when it failed or was cancelled.",
+    response_model=OutputsAnswer,
+    openapi_extra=body_doc(KeyedTaskRef),
+)
+async def outputs(request: Request, credentials: Credentials) -> OutputsAnswer:
+    svc, task = await _keyed_task(request, credentials)
     if task.status == TaskStatus.RUNNING.value:
-        return JSONResponse(
-            {"code": 804, "msg": "APIKEY_TASK_IS_RUNNING", "data": {"netWssUrl": None}}
-        )
+        return Envelope(code=804, msg="APIKEY_TASK_IS_RUNNING", data={"netWssUrl": None})
     if task.status == TaskStatus.QUEUED.value:
-        return JSONResponse({"code": 813, "msg": "APIKEY_TASK_IS_QUEUED", "data": None})
+        return Envelope(code=813, msg="APIKEY_TASK_IS_QUEUED")
     if task.status != TaskStatus.SUCCESS.value:
-        return JSONResponse(
-            {
-                "code": 805,
-                "msg": "APIKEY_TASK_STATUS_ERROR",
-                "data": {"failedReason": wire.failed_reason(task)},
-            }
-        )
+        reason = answers.failed_reason(task).to_wire()
+        return Envelope(code=805, msg="APIKEY_TASK_STATUS_ERROR", data={"failedReason": reason})
     base = base_url(request)
-    usage = wire.usage(task)
-    files = [
-        {
-            "fileUrl": svc.result_url(base, item["key"]),
-            "fileType": item["outputType"],
-            "taskCostTime": usage["taskCostTime"],
-            "nodeId": "",
-            "thirdPartyConsumeMoney": None,
-            "consumeMoney": usage["consumeMoney"],
-            "consumeCoins": usage["consumeCoins"],
-        }
-        for item in task.results or []
-    ]
-    return JSONResponse(wire.ok_v1(files))
+    return Envelope(data=answers.output_files(task, lambda key: svc.result_url(base, key)))

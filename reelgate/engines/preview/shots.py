@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelgate.core.errors import InvalidParameters
-from reelgate.core.requests import Shot
 from reelgate.engines.base import ImageToVideoSpec
 from reelgate.engines.preview.motion import (
     IDENTITY,
@@ -21,6 +20,7 @@ from reelgate.engines.preview.motion import (
     choose_move,
 )
 from reelgate.engines.preview.words import first_match
+from reelgate.wire import Shot
 
 #: Framings for the shots after the first: (zoom, centre offset). Each keeps the frame inside
 #: the image even after the shot's own camera move.

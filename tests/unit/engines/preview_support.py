@@ -11,10 +11,10 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from reelgate.core.requests import Shot
 from reelgate.engines.base import ImageToVideoSpec, RenderContext, VideoEditSpec
 from reelgate.engines.mediaio import iter_rgb_frames
 from reelgate.engines.preview import PreviewEngine
+from reelgate.wire import Shot
 
 RGB = npt.NDArray[np.uint8]
 
