@@ -1,4 +1,4 @@
-"""``AsyncClient``: the asyncio (and trio) twin of ``Client``, and ``AsyncTask``."""
+"""``AsyncClient``: the asyncio (and trio) client, and ``AsyncTask``, its handle on one task."""
 
 from __future__ import annotations
 
@@ -257,7 +257,7 @@ class AsyncClient(BaseClient):
                 duration=duration,
                 sound=sound,
                 **fields,
-            )
+            ),
         )
         return await self.submit(request, idempotency_key=idempotency_key)
 
@@ -282,7 +282,7 @@ class AsyncClient(BaseClient):
                 image_urls=images,
                 keep_original_sound=keep_sound,
                 **fields,
-            )
+            ),
         )
         return await self.submit(request, idempotency_key=idempotency_key)
 

@@ -1,5 +1,6 @@
 """``Client``: the blocking client, and ``Task``, its handle on one task."""
 
+# Generated from _async.py by scripts/unasync.py: edit that file, then run the script.
 from __future__ import annotations
 
 import threading
@@ -255,7 +256,7 @@ class Client(BaseClient):
                 duration=duration,
                 sound=sound,
                 **fields,
-            )
+            ),
         )
         return self.submit(request, idempotency_key=idempotency_key)
 
@@ -280,7 +281,7 @@ class Client(BaseClient):
                 image_urls=images,
                 keep_original_sound=keep_sound,
                 **fields,
-            )
+            ),
         )
         return self.submit(request, idempotency_key=idempotency_key)
 
