@@ -33,6 +33,9 @@ from reelgate.store import queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
 
 _ids = SnowflakeGenerator()
+#: Lengths of the columns these are stored in.
+MAX_IDEMPOTENCY_KEY = 200
+MAX_FILE_NAME = 300
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,7 @@ class Service:
         request = model.parse(body)
         params = request.model_dump(mode="json", exclude_none=True)
         price = model.reserve_cost(request)
-        if idempotency_key is not None:
-            idempotency_key = idempotency_key.strip()[:200] or None
+        idempotency_key = _checked_idempotency_key(idempotency_key)
         try:
             with self.db.write() as session:
                 if idempotency_key:
@@ -183,6 +185,8 @@ class Service:
         self, caller: Caller, stream: BinaryIO, filename: str, *, max_bytes: int
     ) -> tuple[str, str, int]:
         """Store an upload by content hash; returns (storage key, kind, size)."""
+        if len(filename) > MAX_FILE_NAME:
+            raise InvalidParameters(f"the file name is longer than {MAX_FILE_NAME} characters")
         digest = hashlib.sha256()
         size = 0
         with tempfile.NamedTemporaryFile(
@@ -227,7 +231,7 @@ class Service:
                 kind=kind.kind,
                 size=size,
                 sha256=digest.hexdigest(),
-                original_name=filename[:300],
+                original_name=filename,
                 created_at=utcnow(),
             )
         return key, kind.kind, size
@@ -273,6 +277,18 @@ class Service:
     def price(self, model_path: str, body: Any) -> int:
         model = self.model(model_path)
         return model.reserve_cost(model.parse(body))
+
+
+def _checked_idempotency_key(value: str | None) -> str | None:
+    """The header's key; blank means none, and a key too long to store is refused, not cut."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidParameters(
+            f"the Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY} characters"
+        )
+    return value
 
 
 def _same_request(existing: Task, model: str, params: dict[str, Any]) -> Task:
