@@ -161,3 +161,44 @@ def test_a_submit_cut_before_it_was_journaled_is_recovered_by_its_key(
     assert summary["jobs"][0]["taskId"] == original.id
     assert summary["jobs"][0]["state"] == "submitted"
     assert live_idle.task_count() == 1
+
+
+def test_the_documented_python_batch_snippet_runs_and_resumes(
+    live: Server, media: dict[str, Path], tmp_path: Path
+) -> None:
+    text = (ROOT / "docs" / "client.md").read_text()
+    section = text.split("## Batches from Python\n", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "first.png").write_bytes(media["first"].read_bytes())
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REELGATE_BASE_URL": live.url,
+        "REELGATE_API_KEY": live.api_key,
+    }
+    before = live.task_count()
+    first = subprocess.run(
+        [sys.executable, "-c", snippet],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().endswith("all done")
+    assert "street submitting -> submitted" in first.stdout
+    assert len(list((tmp_path / "out").glob("*_1.mp4"))) == 2
+    assert live.task_count() == before + 2
+
+    again = subprocess.run(
+        [sys.executable, "-c", snippet],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "->" not in again.stdout and again.stdout.strip().endswith("all done")
+    assert live.task_count() == before + 2
