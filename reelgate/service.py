@@ -92,6 +92,51 @@ class Service:
         self.rate_limiter.check(caller.id)
         return caller
 
+    # -- key administration (the operator's commands) -------------------------------------
+
+    def create_key(
+        self, name: str, *, coins: int | None = None, concurrency: int | None = None
+    ) -> repo.NewKey:
+        """Create a key; amounts left out come from the settings. Only its hash is stored."""
+        coins = self.settings.default_key_coins if coins is None else coins
+        if concurrency is None:
+            concurrency = self.settings.default_key_concurrency
+        if concurrency < 1:
+            raise InvalidParameters(f"concurrency must be at least 1, not {concurrency}")
+        if coins < 0:
+            raise InvalidParameters(f"coins cannot be negative, not {coins}")
+        with self.db.write() as session:
+            return repo.create_key(
+                session,
+                name=name,
+                coins=coins,
+                concurrency=concurrency,
+                queue_cap=self.settings.default_key_queue_cap,
+            )
+
+    def list_keys(self) -> list[ApiKey]:
+        with self.db.read() as session:
+            return repo.list_keys(session)
+
+    def disable_key(self, name: str) -> ApiKey:
+        """Disable the one key ``name`` designates: the key itself, its prefix or its id.
+
+        A prefix is tried before an id, since a prefix may be all digits. A prefix that several
+        keys share is refused with their ids (``InvalidParameters``), as is a name that matches
+        no key: nothing is disabled then.
+        """
+        with self.db.write() as session:
+            found = repo.keys_named(session, name)
+            if not found:
+                raise InvalidParameters(f"no key matches {name!r}")
+            if len(found) > 1:
+                ids = ", ".join(str(key.id) for key in found)
+                raise InvalidParameters(
+                    f"{len(found)} keys start with {name!r} (ids {ids}); name one by its id"
+                )
+            repo.set_key_disabled(session, found[0], True)
+            return found[0]
+
     # -- tasks ----------------------------------------------------------------------------
 
     def model(self, model_path: str) -> ModelSpec:

@@ -7,8 +7,10 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +18,9 @@ from rich.table import Table
 
 from reelgate.config import Settings
 from reelgate.worker.pool import PARENT_PID_VARIABLE
+
+if TYPE_CHECKING:
+    from reelgate.service import Service
 
 app = typer.Typer(
     help="reelgate: a self-hosted, RunningHub-compatible video generation API.",
@@ -155,6 +160,19 @@ def _stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
             stop.set()
 
 
+@contextmanager
+def _service() -> Iterator[Service]:
+    """The service over a runtime opened (and migrated) from the environment's settings."""
+    from reelgate.runtime import Runtime
+    from reelgate.service import Service
+
+    runtime = Runtime.open(Settings())
+    try:
+        yield Service(runtime)
+    finally:
+        runtime.close()
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to tell the key apart.")],
@@ -163,24 +181,14 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from reelgate.runtime import Runtime
-    from reelgate.store import repo
+    from reelgate.core.errors import InvalidParameters
 
-    settings = Settings()
-    runtime = Runtime.open(settings)
-    try:
-        with runtime.db.write() as session:
-            key = repo.create_key(
-                session,
-                name=name,
-                coins=settings.default_key_coins if coins is None else coins,
-                concurrency=settings.default_key_concurrency
-                if concurrency is None
-                else concurrency,
-                queue_cap=settings.default_key_queue_cap,
-            )
-    finally:
-        runtime.close()
+    with _service() as service:
+        try:
+            key = service.create_key(name, coins=coins, concurrency=concurrency)
+        except InvalidParameters as error:
+            err_console.print(f"error: {error.detail}")
+            raise typer.Exit(2) from None
     if as_json:
         print(
             json.dumps(
@@ -201,27 +209,20 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List keys (by prefix; keys themselves are never stored)."""
-    from reelgate.runtime import Runtime
-    from reelgate.store import repo
-
-    runtime = Runtime.open(Settings())
-    try:
-        with runtime.db.read() as session:
-            rows = [
-                {
-                    "id": k.id,
-                    "name": k.name,
-                    "prefix": k.key_prefix,
-                    "coins": k.coins,
-                    "concurrency": k.concurrency,
-                    "running": k.running_tasks,
-                    "disabled": k.disabled,
-                    "createdAt": k.created_at.isoformat(),
-                }
-                for k in repo.list_keys(session)
-            ]
-    finally:
-        runtime.close()
+    with _service() as service:
+        rows = [
+            {
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.key_prefix,
+                "coins": k.coins,
+                "concurrency": k.concurrency,
+                "running": k.running_tasks,
+                "disabled": k.disabled,
+                "createdAt": k.created_at.isoformat(),
+            }
+            for k in service.list_keys()
+        ]
     if as_json:
         print(json.dumps(rows))
         return
@@ -241,19 +242,15 @@ def keys_disable(
     key: Annotated[str, typer.Argument(help="The key's id, its prefix, or the key itself.")],
 ) -> None:
     """Disable a key: its requests answer 1002 from now on."""
-    from reelgate.runtime import Runtime
-    from reelgate.store import repo
+    from reelgate.core.errors import InvalidParameters
 
-    runtime = Runtime.open(Settings())
-    try:
-        with runtime.db.write() as session:
-            changed = repo.set_key_disabled(session, key, True)
-    finally:
-        runtime.close()
-    if not changed:
-        err_console.print(f"no key matches {key!r}")
-        raise typer.Exit(1)
-    console.print(f"disabled {changed} key(s)")
+    with _service() as service:
+        try:
+            disabled = service.disable_key(key)
+        except InvalidParameters as error:
+            err_console.print(error.detail)
+            raise typer.Exit(1) from None
+    console.print(f"disabled key {disabled.id} ({disabled.key_prefix}, {disabled.name!r})")
 
 
 @db_app.command("upgrade")

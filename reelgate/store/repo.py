@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session
 from reelgate.core.status import TaskStatus
 from reelgate.store.tables import ApiKey, Meta, Task, Upload, utcnow
 
+#: How many leading characters of a key are stored in the clear, to tell keys apart.
+KEY_PREFIX_LENGTH = 6
+
 
 def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
@@ -41,7 +44,7 @@ def create_key(
         .values(
             name=name,
             key_hash=hash_key(api_key),
-            key_prefix=api_key[:6],
+            key_prefix=api_key[:KEY_PREFIX_LENGTH],
             coins=coins,
             concurrency=concurrency,
             queue_cap=queue_cap,
@@ -69,17 +72,31 @@ def count_keys(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(ApiKey)).scalar_one())
 
 
-def set_key_disabled(session: Session, key_id_or_prefix: str, disabled: bool) -> int:
-    """Disable (or enable) keys by id or by key prefix; returns how many changed."""
-    condition = (
-        ApiKey.id == int(key_id_or_prefix)
-        if key_id_or_prefix.isdigit() and len(key_id_or_prefix) < 10
-        else ApiKey.key_prefix == key_id_or_prefix[:6]
-    )
-    result = session.execute(
-        update(ApiKey).where(condition).values(disabled=disabled).returning(ApiKey.id)
-    )
-    return len(result.all())
+def keys_named(session: Session, name: str) -> list[ApiKey]:
+    """The keys an operator may mean by ``name``, trying in turn: the key itself, its prefix
+    (which may be all digits), its id. More than one only when several keys share the prefix."""
+    name = name.strip()
+    exact = find_key(session, name) if name else None
+    if exact is not None:
+        return [exact]
+    if len(name) == KEY_PREFIX_LENGTH:
+        by_prefix = session.execute(
+            select(ApiKey).where(ApiKey.key_prefix == name).order_by(ApiKey.id)
+        ).scalars()
+        found = list(by_prefix)
+        if found:
+            return found
+    if name.isdigit() and len(name) < 10:
+        by_id = session.get(ApiKey, int(name))
+        if by_id is not None:
+            return [by_id]
+    return []
+
+
+def set_key_disabled(session: Session, key: ApiKey, disabled: bool) -> None:
+    """Disable (or enable) one key."""
+    key.disabled = disabled
+    session.flush()
 
 
 def take_coins(session: Session, key_id: int, amount: int) -> bool:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from reelgate.samples import write_sample_image
 from tests.conftest import free_port
@@ -52,6 +53,41 @@ def test_keys_create_list_disable(tmp_path: Path, db_url: str) -> None:
     assert reelgate(env, "keys", "disable", key["apiKey"][:6]).returncode == 0
     assert json.loads(reelgate(env, "keys", "list", "--json").stdout)[0]["disabled"] is True
     assert reelgate(env, "keys", "disable", "zzzzzz").returncode == 1
+
+
+def test_keys_create_refuses_impossible_amounts(tmp_path: Path, db_url: str) -> None:
+    env = environment(tmp_path, db_url)
+    for option, value, why in [
+        ("--concurrency", "0", "concurrency must be at least 1"),
+        ("--coins", "-5", "coins cannot be negative"),
+    ]:
+        refused = reelgate(env, "keys", "create", "--name", "ci", option, value)
+        assert refused.returncode == 2, refused.stderr
+        assert why in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert json.loads(reelgate(env, "keys", "list", "--json").stdout) == []
+
+
+def test_keys_disable_refuses_a_prefix_that_several_keys_share(tmp_path: Path, db_url: str) -> None:
+    env = environment(tmp_path, db_url)
+    keys = [
+        json.loads(reelgate(env, "keys", "create", "--name", name, "--json").stdout)
+        for name in ("one", "two")
+    ]
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE api_keys SET key_prefix = '123456'"))
+    finally:
+        engine.dispose()
+    refused = reelgate(env, "keys", "disable", "123456")
+    assert refused.returncode == 1
+    assert f"ids {keys[0]['id']}, {keys[1]['id']}" in refused.stderr
+    listed = json.loads(reelgate(env, "keys", "list", "--json").stdout)
+    assert [k["disabled"] for k in listed] == [False, False]
+    assert reelgate(env, "keys", "disable", str(keys[1]["id"])).returncode == 0
+    listed = json.loads(reelgate(env, "keys", "list", "--json").stdout)
+    assert [k["disabled"] for k in listed] == [False, True]
 
 
 def test_engines_lists_the_preview_engine(tmp_path: Path, db_url: str) -> None:

@@ -176,10 +176,9 @@ def test_missing_or_wrong_key_answers_1002(
 
 
 def test_disabled_key_answers_1002(http: httpx.Client, runtime: Runtime, api_key: str) -> None:
-    from reelgate.store import repo
+    from reelgate.service import Service
 
-    with runtime.db.write() as session:
-        assert repo.set_key_disabled(session, api_key, True) == 1
+    assert Service(runtime).disable_key(api_key).disabled
     assert http.post(I2V, json=i2v()).json()["errorCode"] == "1002"
 
 
