@@ -69,6 +69,11 @@ def install(app: FastAPI) -> None:
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
                 schemas.update(operation.pop(_SCHEMAS, {}))
+                # FastAPI documents a 422 for routes with parameters; reelgate never answers
+                # one (RunningHub's errors travel with HTTP 200, bad paths are 404).
+                operation.get("responses", {}).pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
         app.openapi_schema = document
         return document
 

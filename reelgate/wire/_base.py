@@ -16,18 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
+#: snake_case in Python, camelCase on the wire; both names are read, the wire's is written.
+_WIRE_NAMES = ConfigDict(
+    alias_generator=to_camel,
+    validate_by_name=True,
+    validate_by_alias=True,
+    serialize_by_alias=True,
+    frozen=True,
+)
+
+
 class WireRequest(BaseModel):
     """A request body. Unknown fields are ignored, as RunningHub does."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        strict=True,
-        frozen=True,
-        extra="ignore",
-    )
+    model_config = ConfigDict(**_WIRE_NAMES, strict=True, extra="ignore")
 
     @classmethod
     def from_wire(cls, body: Any) -> Any:
@@ -38,15 +40,7 @@ class WireRequest(BaseModel):
 class WireAnswer(BaseModel):
     """An answer body. Fields a server added and this version does not know are kept."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        coerce_numbers_to_str=True,
-        frozen=True,
-        extra="allow",
-    )
+    model_config = ConfigDict(**_WIRE_NAMES, coerce_numbers_to_str=True, extra="allow")
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object with wire names, in wire order."""
