@@ -19,8 +19,12 @@ from reelgate.core.errors import (
     InsufficientBalance,
     InvalidApiKey,
     InvalidParameters,
+    LinkedFileMissing,
+    LinkRefused,
+    NotReady,
     QueueFull,
     RateLimited,
+    StorageError,
     TaskNotFound,
     UnknownModel,
 )
@@ -289,6 +293,31 @@ class Service:
         # Rounded up to the hour, so repeated queries within an hour return the same link.
         expires = math.ceil((time.time() + self.settings.result_url_ttl_seconds) / 3600) * 3600
         return self.runtime.signer.url(base_url, key, expires)
+
+    def open_signed_file(self, key: str, expires: str, signature: str) -> Path:
+        """The stored file behind a signed link (``/files/{key}?expires=…&signature=…``).
+
+        Raises ``LinkRefused`` when the link is not valid and ``LinkedFileMissing`` when no file
+        is stored under ``key`` (or ``key`` could not name one).
+        """
+        problem = self.runtime.signer.verify(key, expires, signature)
+        if problem:
+            raise LinkRefused(problem)
+        try:
+            path = self.runtime.storage.path(key)
+        except StorageError:
+            raise LinkedFileMissing() from None
+        if not path.is_file():
+            raise LinkedFileMissing()
+        return path
+
+    # -- operations -----------------------------------------------------------------------
+
+    def ready(self) -> None:
+        """Return when the database answers; raise ``NotReady``, saying why, when it does not."""
+        problem = self.db.ping()
+        if problem:
+            raise NotReady(problem)
 
     # -- account --------------------------------------------------------------------------
 

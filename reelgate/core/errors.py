@@ -9,6 +9,8 @@
     ├── InvalidParameters            (1007; v1 301)
     │   └── UnknownModel             (no model at that path)
     ├── InvalidUrl                   (1001)
+    │   ├── LinkRefused              (a signed file link is not valid; .reason)
+    │   └── LinkedFileMissing        (a valid file link whose file is not stored)
     ├── FileTooLarge                 (1008; v1 809)
     ├── FileProcessingFailed         (1013)
     ├── InsufficientBalance          ("416", as RunningHub's v1 wallet error)
@@ -20,6 +22,7 @@
     │   ├── EngineUnavailable        (1010)
     │   └── RenderFailed             (1015)
     ├── StorageError                 (1005)
+    ├── NotReady                     (1010: the database does not answer yet; .reason)
     └── StoreError                   (1005: the database failed)
         ├── Conflict                 (1005: a write broke a constraint, e.g. a duplicate key)
         └── StoreUnavailable         (1010: the database is unreachable or busy; retry later)
@@ -80,6 +83,19 @@ class ReelgateError(Exception):
 class InvalidUrl(ReelgateError):
     code = "1001"
     v1_code, v1_msg = 301, "PARAMS_INVALID"
+
+
+class LinkRefused(InvalidUrl):
+    """A signed file link is not valid: no expiry, a signature that does not match, or expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        #: Why, in words fit for the link's holder ("link expired at …").
+        self.reason = reason
+
+
+class LinkedFileMissing(InvalidUrl):
+    """A file link with a valid signature names no stored file."""
 
 
 class InvalidApiKey(ReelgateError):
@@ -167,6 +183,17 @@ class RenderFailed(EngineError):
 
 class StorageError(ReelgateError):
     code = "1005"
+
+
+class NotReady(ReelgateError):
+    """The server cannot take requests: its database does not answer."""
+
+    code = "1010"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        #: The database driver's own words, for the operator's readiness probe.
+        self.reason = reason
 
 
 class StoreError(ReelgateError):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from reelgate.api.deps import service
+from reelgate.core.errors import NotReady
 
 router = APIRouter(tags=["operations"])
 
@@ -31,16 +31,10 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    db = service(request).db
-
-    def ping() -> None:
-        with db.read() as session:
-            session.execute(text("SELECT 1"))
-
     try:
-        await run_in_threadpool(ping)
-    except Exception as exc:  # any database failure means not ready
-        return JSONResponse({"status": "unavailable", "reason": str(exc)[:200]}, status_code=503)
+        await run_in_threadpool(service(request).ready)
+    except NotReady as exc:
+        return JSONResponse({"status": "unavailable", "reason": exc.reason[:200]}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

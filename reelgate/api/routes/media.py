@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 
 from reelgate.api.deps import base_url, bearer_caller, service
 from reelgate.api.openapi import binary_response, error_codes, multipart_body
-from reelgate.core.errors import InvalidParameters, StorageError
+from reelgate.core.errors import InvalidParameters, LinkedFileMissing, LinkRefused
 from reelgate.service import Caller
 from reelgate.wire import Envelope, LegacyUpload, UploadedFile, UploadEnvelope
 
@@ -97,16 +97,12 @@ async def upload_legacy(request: Request) -> Envelope[LegacyUpload]:
     responses=binary_response("application/octet-stream", "The file."),
 )
 def get_file(key: str, request: Request) -> Response:
-    svc = service(request)
     expires = request.query_params.get("expires", "")
     signature = request.query_params.get("signature", "")
-    problem = svc.runtime.signer.verify(key, expires, signature)
-    if problem:
-        return JSONResponse({"error": "forbidden", "message": problem}, status_code=403)
     try:
-        path = svc.runtime.storage.path(key)
-    except StorageError:
-        return JSONResponse({"error": "not_found", "message": "no such file"}, status_code=404)
-    if not path.is_file():
+        path = service(request).open_signed_file(key, expires, signature)
+    except LinkRefused as refused:
+        return JSONResponse({"error": "forbidden", "message": refused.reason}, status_code=403)
+    except LinkedFileMissing:
         return JSONResponse({"error": "not_found", "message": "no such file"}, status_code=404)
     return FileResponse(path, filename=path.name)
