@@ -4,8 +4,8 @@ RunningHub task ids look like ``"2009191190196789249"``: a decimal string of 19 
 layout used here is Twitter's: 41 bits of milliseconds since 2010-11-04, 10 bits of node id and
 12 bits of sequence, which gives 19 digits from 2024 until 2080. The node id is random per
 process, so API processes on many hosts do not need to coordinate; a collision between two
-processes that drew the same node id in the same millisecond with the same sequence is caught by
-the primary key and retried.
+processes that drew the same node id in the same millisecond with the same sequence is refused
+by the primary key (that submit fails; it is not retried).
 """
 
 from __future__ import annotations
@@ -48,14 +48,6 @@ class SnowflakeGenerator:
                 | (self.node << _SEQUENCE_BITS)
                 | self._sequence
             )
-
-
-_default = SnowflakeGenerator()
-
-
-def new_task_id() -> str:
-    """A fresh 19-digit task id as RunningHub spells it: a decimal string."""
-    return str(_default.next_id())
 
 
 def is_task_id(value: str) -> bool:

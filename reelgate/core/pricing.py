@@ -30,9 +30,5 @@ class PriceRule:
         return self.rate(sound) * math.ceil(seconds - 1e-9)
 
 
-def coins_to_yuan(coins: int) -> float:
-    return coins / COINS_PER_YUAN
-
-
 def yuan_text(coins: int) -> str:
     return f"{coins / COINS_PER_YUAN:.2f}"

@@ -10,7 +10,7 @@ the worker stores them. Engines report progress through the context and call
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -73,7 +73,6 @@ class RenderContext:
     is_cancelled: Callable[[], bool] = lambda: False
     #: Whether to draw the small "preview" mark (preview engine only).
     watermark: bool = True
-    extras: dict[str, object] = field(default_factory=dict)
 
     def raise_if_cancelled(self) -> None:
         if self.is_cancelled():
