@@ -35,6 +35,7 @@ from reelgate.media.sniff import UPLOAD_FORMATS, sniff
 from reelgate.runtime import Runtime
 from reelgate.store import queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
+from reelgate.wire import AccountStatus, QueueStatus
 
 _ids = SnowflakeGenerator()
 #: Lengths of the columns these are stored in.
@@ -321,32 +322,32 @@ class Service:
 
     # -- account --------------------------------------------------------------------------
 
-    def account(self, caller: Caller) -> dict[str, Any]:
+    def account(self, caller: Caller) -> AccountStatus:
         with self.db.read() as session:
             key = session.get(ApiKey, caller.id)
             assert key is not None
             counts = repo.status_counts(session, caller.id)
-        return {
-            "remainCoins": str(key.coins),
-            "currentTaskCounts": str(sum(counts.values())),
-            "remainMoney": yuan_text(key.coins),
-            "currency": "CNY",
-            "apiType": "SHARED",
-        }
+        return AccountStatus(
+            remain_coins=str(key.coins),
+            current_task_counts=str(sum(counts.values())),
+            remain_money=yuan_text(key.coins),
+            currency="CNY",
+            api_type="SHARED",
+        )
 
-    def queue_status(self, caller: Caller) -> dict[str, Any]:
+    def queue_status(self, caller: Caller) -> QueueStatus:
         with self.db.read() as session:
             counts = repo.status_counts(session, caller.id)
         running = counts.get(TaskStatus.RUNNING.value, 0)
         queued = counts.get(TaskStatus.QUEUED.value, 0)
-        return {
-            "apiKeyType": "SHARED",
-            "concurrentLimit": caller.concurrency,
-            "runningCount": running,
-            "queuedCount": queued,
-            "totalCurrentTasks": running + queued,
-            "instanceCount": 0,
-        }
+        return QueueStatus(
+            api_key_type="SHARED",
+            concurrent_limit=caller.concurrency,
+            running_count=running,
+            queued_count=queued,
+            total_current_tasks=running + queued,
+            instance_count=0,
+        )
 
     def price(self, model_path: str, body: Any) -> int:
         model = self.model(model_path)

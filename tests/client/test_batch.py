@@ -50,7 +50,7 @@ def run_batch(server: Server, jobs: Path, *args: str) -> Any:
 
 def coins(server: Server) -> int:
     with Client(server.url, server.api_key) as rg:
-        return int(rg.account().remain_coins or 0)
+        return int(rg.account().coins or 0)
 
 
 def test_a_batch_runs_every_job_once_and_a_rerun_redoes_nothing(
