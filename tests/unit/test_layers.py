@@ -1,0 +1,79 @@
+"""The layering of docs/architecture.md, checked on the imports of every module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "reelgate"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions count)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+def offenders(folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in modules(folder)
+        for name in sorted(imports_of(path))
+        if name.startswith(forbidden)
+    ]
+
+
+def reelgate_imports_outside(folder: str, allowed: tuple[str, ...]) -> list[str]:
+    return [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in modules(folder)
+        for name in sorted(imports_of(path))
+        if name.startswith("reelgate") and not name.startswith(allowed)
+    ]
+
+
+def test_the_wire_imports_nothing_of_the_server() -> None:
+    assert reelgate_imports_outside("wire", ("reelgate.wire",)) == []
+    assert offenders("wire", ("fastapi", "starlette", "sqlalchemy", "av", "httpx")) == []
+
+
+def test_the_sdk_imports_only_itself_and_the_wire() -> None:
+    outside = reelgate_imports_outside("client", ("reelgate.client", "reelgate.wire"))
+    # ``from reelgate import __version__`` is the one name it takes from the package root.
+    assert [i for i in outside if not i.endswith(" reelgate")] == []
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        # Routes may name the task row's type (answers read it), never open the store.
+        (
+            "api/routes",
+            (
+                "reelgate.store.db",
+                "reelgate.store.repo",
+                "reelgate.store.queue",
+                "reelgate.storage",
+                "reelgate.runtime",
+                "sqlalchemy",
+            ),
+        ),
+        ("worker", ("reelgate.service", "reelgate.api")),
+        ("store", ("reelgate.service", "reelgate.api", "reelgate.worker")),
+        ("core", ("reelgate.service", "reelgate.api", "reelgate.store", "sqlalchemy", "fastapi")),
+        ("engines", ("reelgate.service", "reelgate.api", "reelgate.store")),
+    ],
+)
+def test_layers_call_only_downwards(folder: str, forbidden: tuple[str, ...]) -> None:
+    assert offenders(folder, forbidden) == []
