@@ -1,4 +1,5 @@
-"""Use-cases shared by the API and the CLI: submit, query, cancel, upload, account."""
+"""Use-cases shared by the API and the CLI: keys, submit, query, cancel, uploads and signed files,
+account, readiness."""
 
 from __future__ import annotations
 
