@@ -1,4 +1,4 @@
-"""Layering rules that imports alone can prove."""
+"""request_seed lives in core, and the worker reaches it without the service layer."""
 
 from __future__ import annotations
 
