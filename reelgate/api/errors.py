@@ -37,13 +37,22 @@ def _body_for(path: str) -> Callable[[ReelgateError, Request], dict[str, Any]] |
 def error_response(request: Request, error: ReelgateError) -> JSONResponse:
     shape = _body_for(request.url.path)
     if shape is None:
-        return JSONResponse({"error": error.code, "message": error.message}, status_code=400)
-    return JSONResponse(shape(error, request), status_code=200)
+        status = 400 if error.http_status == 200 else error.http_status
+        return JSONResponse({"error": error.code, "message": error.message}, status_code=status)
+    return JSONResponse(shape(error, request), status_code=error.http_status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ReelgateError)
     async def _domain(request: Request, exc: ReelgateError) -> JSONResponse:
+        if exc.http_status >= 500:
+            log.error(
+                "%s on %s %s: %s",
+                type(exc).__name__,
+                request.method,
+                request.url.path,
+                exc.__cause__ or exc,
+            )
         return error_response(request, exc)
 
     @app.exception_handler(StarletteHTTPException)

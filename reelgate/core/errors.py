@@ -67,6 +67,9 @@ class ReelgateError(Exception):
     #: The v1 ``code`` and ``msg``.
     v1_code: ClassVar[int] = 500
     v1_msg: ClassVar[str] = "UNKNOWN_ERROR"
+    #: The HTTP status of the answer: business errors travel with 200 (contract §1); only a
+    #: failure of the server itself is a 5xx, which every RunningHub client retries.
+    http_status: ClassVar[int] = 200
 
     def __init__(self, detail: str | None = None, *, task_id: str | None = None) -> None:
         self.detail = detail
@@ -158,7 +161,7 @@ class GenerationFailed(ReelgateError):
 
 
 class InvalidTransition(ReelgateError):
-    """A guarded status change found the task in another state than expected."""
+    """A status change that the task lifecycle does not allow (a programming error)."""
 
     code = "1005"
 
@@ -204,6 +207,7 @@ class StoreError(ReelgateError):
     """
 
     code = "1005"
+    http_status = 500
 
 
 class Conflict(StoreError):
@@ -215,7 +219,8 @@ class Conflict(StoreError):
 class StoreUnavailable(StoreError):
     """The database could not be reached, or stayed busy; the same call can succeed later.
 
-    It answers 1010 (clients retry it): nothing was written.
+    It answers 1010 with HTTP 503 (clients retry it): nothing was written.
     """
 
     code = "1010"
+    http_status = 503

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-
 #: snake_case in Python, camelCase on the wire; both names are read, the wire's is written.
 _WIRE_NAMES = ConfigDict(
     alias_generator=to_camel,

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
 from openapi_spec_validator import validate
+from starlette.routing import BaseRoute
 
 from reelgate.api.app import create_app
 from reelgate.runtime import Runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -15,7 +16,7 @@ from reelgate.service import Service
 from reelgate.store import repo
 from reelgate.store.db import Database
 from reelgate.store.tables import ApiKey
-from tests.conftest import free_port
+from tests.conftest import LiveServer, free_port, make_settings, new_key
 
 BODY = {"prompt": "street", "firstImageUrl": "https://example.com/a.png", "duration": 3}
 MODEL = "kling-video-o3-std/image-to-video"
@@ -87,3 +88,28 @@ def test_racing_submits_with_one_idempotency_key_answer_the_first_task(
     assert len(calls) == 2
     with runtime.db.read() as session:
         assert repo.key_balance(session, caller.id) == coins  # the loser's hold was rolled back
+
+
+def test_an_outage_answers_a_retryable_5xx_in_the_paths_own_shape(tmp_path: Path) -> None:
+    """A database outage is the server failing, not the request: 503 with 1010, which RunningHub
+    clients retry (business errors stay at HTTP 200)."""
+    db_file = tmp_path / "reelgate.db"
+    runtime = Runtime.open(make_settings(tmp_path / "data", f"sqlite:///{db_file}"))
+    key = new_key(runtime)
+    runtime.db.dispose()
+    db_file.unlink()
+    db_file.mkdir()  # the same path, now unopenable: every new connection fails
+    try:
+        with LiveServer(runtime) as server:
+            headers = {"Authorization": f"Bearer {key}"}
+            v2 = httpx.post(f"{server.url}/openapi/v2/query", json={"taskId": "1"}, headers=headers)
+            v1 = httpx.post(
+                f"{server.url}/task/openapi/status", json={"apiKey": key, "taskId": "1"}
+            )
+            ready = httpx.get(f"{server.url}/readyz")
+    finally:
+        runtime.close()
+    assert v2.status_code == 503
+    assert (v2.json()["errorCode"], v2.json()["status"]) == ("1010", "FAILED")
+    assert v1.status_code == 503 and v1.json()["code"] == 500
+    assert ready.status_code == 503
