@@ -42,19 +42,3 @@ class Runtime:
     @property
     def first_key_path(self) -> Path:
         return self.settings.data_dir / FIRST_KEY_FILE
-
-    def ensure_first_key(self) -> str | None:
-        """On an empty database, create a key, save it in the data dir and return it."""
-        with self.db.write() as session:
-            if repo.count_keys(session):
-                return None
-            key = repo.create_key(
-                session,
-                name="first key",
-                coins=self.settings.default_key_coins,
-                concurrency=self.settings.default_key_concurrency,
-                queue_cap=self.settings.default_key_queue_cap,
-            )
-        self.first_key_path.write_text(key.api_key + "\n")
-        self.first_key_path.chmod(0o600)
-        return key.api_key

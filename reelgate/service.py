@@ -120,6 +120,27 @@ class Service:
                 queue_cap=self.settings.default_key_queue_cap,
             )
 
+    def ensure_first_key(self) -> str | None:
+        """On an empty database, create a key, save it in the data dir and return it.
+
+        ``reelgate serve`` calls this so that the embedded default answers its first request
+        without any other command; the key is printed once and kept in ``api-key.txt``.
+        """
+        with self.db.write() as session:
+            if repo.count_keys(session):
+                return None
+            key = repo.create_key(
+                session,
+                name="first key",
+                coins=self.settings.default_key_coins,
+                concurrency=self.settings.default_key_concurrency,
+                queue_cap=self.settings.default_key_queue_cap,
+            )
+        path = self.runtime.first_key_path
+        path.write_text(key.api_key + "\n")
+        path.chmod(0o600)
+        return key.api_key
+
     def list_keys(self) -> list[ApiKey]:
         with self.db.read() as session:
             return repo.list_keys(session)

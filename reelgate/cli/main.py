@@ -74,12 +74,13 @@ def serve(
 
     from reelgate.api.app import create_app
     from reelgate.runtime import Runtime
+    from reelgate.service import Service
     from reelgate.worker.pool import WorkerPool
 
     _logging()
     settings = Settings()
     runtime = Runtime.open(settings)
-    first_key = runtime.ensure_first_key()
+    first_key = Service(runtime).ensure_first_key()
     if first_key:
         console.print(
             f"Created the first API key: [bold]{first_key}[/bold]\n"
