@@ -56,9 +56,11 @@ def show_task(info: TaskInfo, files: list[Path] | None, as_json: bool) -> None:
     if as_json:
         print_json(task_json(info, files))
         return
-    colour = {"SUCCESS": "green", "FAILED": "red", "CANCEL": "yellow"}.get(
-        info.status.value, "cyan"
-    )
+    colour = {
+        TaskStatus.SUCCESS: "green",
+        TaskStatus.FAILED: "red",
+        TaskStatus.CANCEL: "yellow",
+    }.get(info.status, "cyan")
     line = f"task [bold]{info.task_id}[/bold]: [{colour}]{info.status.value}[/{colour}]"
     if info.error_code or info.error_message:
         line += f" [{info.error_code}] {info.error_message}"

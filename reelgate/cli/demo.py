@@ -10,6 +10,7 @@ import httpx
 from rich.console import Console
 
 from reelgate.samples import write_sample_image
+from reelgate.wire import TaskObject, TaskStatus
 
 #: The request of RunningHub's documentation page for kling-video-o3-pro/image-to-video.
 SEED_PROMPT = (
@@ -45,25 +46,30 @@ def run_demo(base_url: str, api_key: str, out_dir: Path, console: Console) -> Pa
             "multiShot": False,
             "shotType": "customize",
         }
-        task = http.post("/openapi/v2/kling-video-o3-pro/image-to-video", json=body).json()
-        task_id = task["taskId"]
+        answer = http.post("/openapi/v2/kling-video-o3-pro/image-to-video", json=body)
+        task = TaskObject.model_validate(answer.json())
+        task_id = task.task_id
         if not task_id:
-            raise RuntimeError(f"submit failed: {task['errorCode']} {task['errorMessage']}")
+            raise RuntimeError(f"submit failed: {task.error_code} {task.error_message}")
         console.print(f"demo: submitted task [bold]{task_id}[/bold]; rendering…")
-        while task["status"] in ("QUEUED", "RUNNING"):
+        while not task.status.is_terminal:
             time.sleep(0.5)
-            task = http.post("/openapi/v2/query", json={"taskId": task_id}).json()
-        if task["status"] != "SUCCESS":
-            raise RuntimeError(f"task {task_id} ended {task['status']}: {task['errorMessage']}")
+            answer = http.post("/openapi/v2/query", json={"taskId": task_id})
+            task = TaskObject.model_validate(answer.json())
+        if task.status is not TaskStatus.SUCCESS or not task.results:
+            raise RuntimeError(f"task {task_id} ended {task.status}: {task.error_message}")
+        output = task.results[0]
         out_dir.mkdir(parents=True, exist_ok=True)
-        target = out_dir / f"{task_id}_1.{task['results'][0]['outputType']}"
-        with http.stream("GET", task["results"][0]["url"]) as response:
+        target = out_dir / f"{task_id}_1.{output.output_type}"
+        with http.stream("GET", output.url or "") as response:
             response.raise_for_status()
             with target.open("wb") as fh:
                 for chunk in response.iter_bytes():
                     fh.write(chunk)
+        spent = task.usage.task_cost_time if task.usage else "?"
+        coins = task.usage.consume_coins if task.usage else "?"
         console.print(
-            f"demo: [green]done[/green] in {task['usage']['taskCostTime']} s, "
-            f"{task['usage']['consumeCoins']} coins → [bold]{target.resolve()}[/bold]"
+            f"demo: [green]done[/green] in {spent} s, {coins} coins "
+            f"→ [bold]{target.resolve()}[/bold]"
         )
         return target

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from reelgate.wire.status import TaskStatus
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -30,7 +32,8 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-STATUSES = ("QUEUED", "RUNNING", "SUCCESS", "FAILED", "CANCEL")
+#: What the status CHECK constraint allows: exactly the wire's statuses.
+STATUSES = tuple(status.value for status in TaskStatus)
 
 
 def utcnow() -> datetime:
