@@ -7,6 +7,7 @@ top-level fields.
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -50,6 +51,28 @@ class WorkerSettings(BaseModel):
     shutdown_grace_seconds: float = 20.0
 
 
+class UpstreamSettings(BaseModel):
+    """How the ``upstream`` engine uses the RunningHub-compatible server it forwards to."""
+
+    #: Tasks each pool key may run at once; 0 reads it from the upstream's ``queue/status``.
+    key_concurrency: int = 0
+    #: Whether the upstream honours ``Idempotency-Key`` (reelgate does, RunningHub does not), so
+    #: that a submit whose answer was lost may be repeated safely. Unset: everything but
+    #: runninghub.ai / runninghub.cn is assumed to (set false for other servers that do not).
+    idempotent: bool | None = None
+    #: How long a key that answered rate-limited or queue-full is left alone.
+    rest_seconds: float = 60.0
+    #: How long a task waits for a free key, and keeps polling an unreachable upstream,
+    #: before it fails (the upstream keeps results for about a day).
+    max_wait_seconds: float = 6 * 3600.0
+    #: Longest pause between two polls of an upstream task.
+    max_poll_seconds: float = 10.0
+    #: How often the pool refreshes each key's balance and concurrency.
+    refresh_seconds: float = 300.0
+    #: Seconds of one HTTP request to the upstream.
+    timeout_seconds: float = 60.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REELGATE_", env_nested_delimiter="__", extra="ignore"
@@ -61,6 +84,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     allow_private_networks: bool = False
     engine: str = "preview"
+    #: Model paths (``fnmatch`` patterns) to the engine that serves them, e.g.
+    #: ``{"kling-video-o3-pro/*": "upstream"}``; the others go to ``engine``.
+    routes: dict[str, str] = {}
+    #: For the ``upstream`` engine: the RunningHub-compatible base URL and its API keys.
+    upstream_url: str | None = None
+    upstream_keys: str = ""
     #: Draw the small "preview" mark on preview renders.
     preview_watermark: bool = True
     #: Long side of preview renders in pixels (720p class by default; smaller is faster).
@@ -81,6 +110,21 @@ class Settings(BaseSettings):
 
     media: MediaSettings = MediaSettings()
     worker: WorkerSettings = WorkerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+
+    def engine_for(self, model_path: str) -> str:
+        """The engine that serves ``model_path``: the first matching route, else ``engine``."""
+        for pattern, engine in self.routes.items():
+            if fnmatch.fnmatchcase(model_path, pattern):
+                return engine
+        return self.engine
+
+    def engines_in_use(self) -> list[str]:
+        return list(dict.fromkeys([self.engine, *self.routes.values()]))
+
+    def upstream_key_pool(self) -> list[str]:
+        """``REELGATE_UPSTREAM_KEYS``, split on commas, blanks dropped, order kept."""
+        return list(dict.fromkeys(k.strip() for k in self.upstream_keys.split(",") if k.strip()))
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -94,7 +94,7 @@ def error_v1(error: ReelgateError) -> Envelope[None]:
 
 
 def error_upload(error: ReelgateError) -> UploadEnvelope[None]:
-    code = 401 if error.code == "1002" else int(error.code)
+    code = 401 if error.code == "1002" else int(error.code) if error.code.isdigit() else 1000
     message = f"ApiKey verification failed: {error.message}" if code == 401 else error.message
     return UploadEnvelope(code=code, message=message, msg=message)
 

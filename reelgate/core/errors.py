@@ -16,12 +16,13 @@
     ├── InsufficientBalance          ("416", as RunningHub's v1 wallet error)
     ├── QueueFull                    (421 TASK_QUEUE_MAXED)
     ├── GenerationFailed             (1015)
-    ├── InvalidTransition            (programming or race: a guarded update matched no row)
+    ├── InvalidTransition            (a status change the task lifecycle does not allow)
     ├── TaskCancelled                (raised inside a render when its owner cancelled)
     ├── EngineError                  (1015)
     │   ├── EngineUnavailable        (1010)
     │   └── RenderFailed             (1015)
     ├── StorageError                 (1005)
+    ├── UpstreamError                (the upstream's own code and message, passed on unchanged)
     ├── NotReady                     (1010: the database does not answer yet; .reason)
     └── StoreError                   (1005: the database failed)
         ├── Conflict                 (1005: a write broke a constraint, e.g. a duplicate key)
@@ -63,7 +64,7 @@ class ReelgateError(Exception):
     """Unknown error, please retry or contact support"""
 
     #: The v2 ``errorCode`` (a string, as RunningHub sends it).
-    code: ClassVar[str] = "1000"
+    code: str = "1000"
     #: The v1 ``code`` and ``msg``.
     v1_code: ClassVar[int] = 500
     v1_msg: ClassVar[str] = "UNKNOWN_ERROR"
@@ -197,6 +198,19 @@ class NotReady(ReelgateError):
         super().__init__(reason)
         #: The database driver's own words, for the operator's readiness probe.
         self.reason = reason
+
+
+class UpstreamError(ReelgateError):
+    """The upstream answered with an error; its code and message reach the user unchanged."""
+
+    def __init__(self, code: str, message: str, *, task_id: str | None = None) -> None:
+        self.code = code or "1000"
+        self._message = message or V2_MESSAGES.get(self.code, "")
+        super().__init__(task_id=task_id)
+
+    @property
+    def message(self) -> str:
+        return self._message
 
 
 class StoreError(ReelgateError):

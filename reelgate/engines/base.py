@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from reelgate.core.catalogue import Family
 from reelgate.core.errors import TaskCancelled
@@ -60,6 +60,9 @@ class RenderOutput:
 @dataclass(frozen=True)
 class RenderResult:
     outputs: tuple[RenderOutput, ...]
+    #: Coins to charge, when the engine knows better than the catalogue (an upstream's own
+    #: usage); never more than what was reserved at submit.
+    charge: int | None = None
 
 
 @dataclass
@@ -88,6 +91,61 @@ class Capabilities:
     audio: bool = True
     max_seconds: int = 15
     fps: int = 24
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """A task for an engine that runs it elsewhere: the request as the user sent it."""
+
+    task_id: int
+    #: The model path, e.g. ``kling-video-o3-pro/image-to-video`` (or one reelgate does not
+    #: know, passed through).
+    model: str
+    #: The request body, with wire names, as stored at submit.
+    params: dict[str, Any]
+    #: 1 for the first claim; more after a crash, a lease expiry or a hand-back.
+    attempt: int
+
+
+@dataclass
+class RemoteContext:
+    """What a remote engine may use: the durable checkpoint, progress, and when to stop.
+
+    The checkpoint is the engine's own state (e.g. the remote task id). ``save_checkpoint`` writes
+    it to the task in the database and returns only once it is there; the engine calls it before
+    anything that costs money, and reads ``checkpoint`` back when the task is resumed. It raises
+    ``TaskCancelled`` when the task is no longer this worker's.
+    """
+
+    scratch_dir: Path
+    checkpoint: dict[str, Any] | None
+    #: The worker running the task (slots and checkpoints are written in its name).
+    worker_id: str
+    #: ``(checkpoint, remote_key)``: ``remote_key`` takes (a fingerprint) or frees (``None``)
+    #: a slot of an upstream key; leave it out to keep the slot as it is.
+    save_checkpoint: Callable[..., None]
+    report_progress: Callable[[float], None] = lambda fraction: None
+    #: True once the task's owner cancelled it: cancel the remote job too.
+    owner_cancelled: Callable[[], bool] = lambda: False
+    #: True once the engine must stop: cancelled, swept, or the worker is shutting down (then
+    #: the remote job goes on, and the task's next claim resumes it from the checkpoint).
+    should_stop: Callable[[], bool] = lambda: False
+    #: The local file behind a media URL (one of reelgate's own links, or a ``data:`` URI written
+    #: to the scratch dir), or None for a URL the remote side can fetch itself.
+    local_file: Callable[[str, str], Path | None] = lambda url, field: None
+
+
+@runtime_checkable
+class RemoteEngine(Protocol):
+    """An engine that runs tasks elsewhere (``upstream``): it gets the request, not media."""
+
+    name: str
+    capabilities: Capabilities
+    remote: bool
+
+    def ready(self) -> tuple[bool, str]: ...
+
+    def run(self, job: RemoteJob, ctx: RemoteContext) -> RenderResult: ...
 
 
 @runtime_checkable

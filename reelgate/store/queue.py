@@ -38,6 +38,8 @@ class ClaimedTask:
     model: str
     params: dict[str, Any]
     attempts: int
+    #: A remote engine's state from an earlier attempt (None for a task never started).
+    checkpoint: dict[str, Any] | None = None
 
 
 def add_event(
@@ -83,7 +85,9 @@ def claim_next(session: Session, worker_id: str, lease_seconds: float) -> Claime
             started_at=func.coalesce(Task.started_at, now),
             progress=0.0,
         )
-        .returning(Task.id, Task.api_key_id, Task.model, Task.params, Task.attempts)
+        .returning(
+            Task.id, Task.api_key_id, Task.model, Task.params, Task.attempts, Task.checkpoint
+        )
     ).first()
     if row is None:
         return None
@@ -95,7 +99,66 @@ def claim_next(session: Session, worker_id: str, lease_seconds: float) -> Claime
     add_event(
         session, row.id, TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id, f"attempt {row.attempts}"
     )
-    return ClaimedTask(row.id, row.api_key_id, row.model, dict(row.params), row.attempts)
+    return ClaimedTask(
+        row.id,
+        row.api_key_id,
+        row.model,
+        dict(row.params),
+        row.attempts,
+        dict(row.checkpoint) if row.checkpoint is not None else None,
+    )
+
+
+#: ``save_checkpoint``'s default: leave the task's remote key as it is.
+KEEP: Any = object()
+
+
+def save_checkpoint(
+    session: Session,
+    task_id: int,
+    *,
+    worker_id: str,
+    checkpoint: dict[str, Any],
+    remote_key: str | None = KEEP,
+) -> bool:
+    """Record a remote engine's state on the task it is running; False if it is not ours.
+
+    Remote engines call this *before* anything that costs money (a paid submit), so a task
+    resumed elsewhere reads where it was. ``remote_key`` takes (a fingerprint) or gives back
+    (None) a slot of the upstream key pool, in the same statement.
+    """
+    values: dict[str, Any] = {"checkpoint": checkpoint}
+    if remote_key is not KEEP:
+        values["remote_key"] = remote_key
+    row = session.execute(
+        update(Task)
+        .where(
+            Task.id == task_id,
+            Task.worker_id == worker_id,
+            Task.status == TaskStatus.RUNNING.value,
+        )
+        .values(**values)
+        .returning(Task.id)
+    ).first()
+    return row is not None
+
+
+def remote_slots_in_use(session: Session) -> dict[str, int]:
+    """Upstream key fingerprint -> tasks holding one of its slots (queued or running here)."""
+    rows = session.execute(
+        select(Task.remote_key, func.count())
+        .where(
+            Task.remote_key.is_not(None),
+            Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
+        )
+        .group_by(Task.remote_key)
+    ).all()
+    return {str(key): int(count) for key, count in rows}
+
+
+def task_status(session: Session, task_id: int) -> TaskStatus | None:
+    status = session.execute(select(Task.status).where(Task.id == task_id)).scalar_one_or_none()
+    return None if status is None else TaskStatus(status)
 
 
 @dataclass(frozen=True)

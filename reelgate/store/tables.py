@@ -98,6 +98,11 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: A remote engine's durable state (e.g. the upstream task id), written before anything that
+    #: costs money, so that a task resumed on another worker continues instead of starting over.
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: The upstream key whose concurrency slot this task holds while it is QUEUED or RUNNING.
+    remote_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class TaskEvent(Base):
@@ -138,6 +143,26 @@ class WorkerRow(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class UpstreamKey(Base):
+    """One key of the upstream engine's pool, by fingerprint (the key itself is not stored)."""
+
+    __tablename__ = "upstream_keys"
+
+    #: SHA-256 of the key, cut to 16 hex characters.
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: What listings show: the key's first characters.
+    label: Mapped[str] = mapped_column(String(32))
+    #: Tasks the key may run at once upstream (from its queue status, or set).
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    #: Not used for new tasks before this time (it answered rate-limited or queue-full).
+    resting_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: Why the key is out of rotation (e.g. its balance ran out); empty while it is in.
+    out_of_rotation: Mapped[str] = mapped_column(String(200), default="")
+    #: The balance its account status last reported (RH coins, as sent).
+    balance: Mapped[str] = mapped_column(String(32), default="")
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Meta(Base):

@@ -32,7 +32,8 @@ from reelgate.core.errors import (
     TaskCancelled,
     TaskTimedOut,
 )
-from reelgate.engines.base import Engine, RenderContext
+from reelgate.core.status import TaskStatus
+from reelgate.engines.base import Engine, RemoteEngine, RemoteJob, RenderContext
 from reelgate.engines.registry import load_engine
 from reelgate.media.fetch import MediaFetcher
 from reelgate.runtime import Runtime
@@ -40,6 +41,7 @@ from reelgate.store import queue
 from reelgate.store.queue import ClaimedTask
 from reelgate.store.tables import utcnow
 from reelgate.worker.jobs import prepare
+from reelgate.worker.remote import remote_context
 
 log = logging.getLogger("reelgate.worker")
 
@@ -50,6 +52,8 @@ class _Active:
     progress: float = 0.0
     #: Set when the task stopped being ours (cancelled or swept) or we are handing it back.
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Set (with ``stop``) when the reason is that its owner cancelled it.
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 class Worker:
@@ -66,7 +70,12 @@ class Worker:
         self.settings = runtime.settings
         self.db = runtime.db
         self.concurrency = max(1, concurrency)
-        self.engine = engine or load_engine(self.settings.engine, self.settings)
+        #: Engines by name: the default one and every one that a route names.
+        self.engines: dict[str, Engine | RemoteEngine] = {
+            name: load_engine(name, self.settings, runtime.db) if engine is None else engine
+            for name in self.settings.engines_in_use()
+        }
+        self.engine = self.engines[self.settings.engine]
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.shutdown_grace_seconds = (
             self.settings.worker.shutdown_grace_seconds
@@ -181,22 +190,40 @@ class Worker:
     def _render(self, active: _Active, scratch: Path) -> None:
         claimed = active.task
         model = get_model(claimed.model)
-        if model is None:
-            raise InternalError(f"model {claimed.model!r} is not in this server's catalogue")
-        job = prepare(model, claimed.params, self.fetcher, scratch)
+        engine = self.engines[self.settings.engine_for(claimed.model)]
 
         def report(fraction: float) -> None:
             active.progress = min(1.0, max(active.progress, fraction))
 
-        ctx = RenderContext(
-            scratch_dir=scratch,
-            report_progress=report,
-            is_cancelled=active.stop.is_set,
-            watermark=self.settings.preview_watermark,
-        )
-        ctx.raise_if_cancelled()
-        result = self.engine.render(job.spec, ctx)
-        ctx.raise_if_cancelled()
+        charge: int | None = None
+        if isinstance(engine, RemoteEngine) and engine.remote:
+            job = RemoteJob(claimed.id, claimed.model, claimed.params, claimed.attempts)
+            ctx = remote_context(
+                self.runtime,
+                claimed,
+                self.id,
+                scratch,
+                report_progress=report,
+                owner_cancelled=active.cancelled.is_set,
+                should_stop=active.stop.is_set,
+            )
+            result = engine.run(job, ctx)
+            charge = result.charge
+        else:
+            if model is None or not isinstance(engine, Engine):
+                raise InternalError(f"model {claimed.model!r} is not in this server's catalogue")
+            prepared = prepare(model, claimed.params, self.fetcher, scratch)
+            render_ctx = RenderContext(
+                scratch_dir=scratch,
+                report_progress=report,
+                is_cancelled=active.stop.is_set,
+                watermark=self.settings.preview_watermark,
+            )
+            render_ctx.raise_if_cancelled()
+            result = engine.render(prepared.spec, render_ctx)
+            charge = model.final_cost(model.parse(claimed.params), prepared.input_seconds)
+        if active.stop.is_set():
+            raise TaskCancelled()
         stored: list[dict[str, str]] = []
         for n, output in enumerate(result.outputs, start=1):
             key = f"results/{claimed.id}/{claimed.id}_{n}.{output.output_type}"
@@ -208,7 +235,7 @@ class Worker:
                 claimed.id,
                 worker_id=self.id,
                 results=stored,
-                charge=model.final_cost(model.parse(claimed.params), job.input_seconds),
+                charge=charge,
             )
         if moved is None:
             log.info("task %s finished but was no longer ours; result discarded", claimed.id)
@@ -242,6 +269,8 @@ class Worker:
                     item.progress,
                 )
                 if not ours:
+                    if queue.task_status(session, item.task.id) is TaskStatus.CANCEL:
+                        item.cancelled.set()
                     item.stop.set()
 
     def _maybe_sweep(self) -> None:
