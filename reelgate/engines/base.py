@@ -147,6 +147,10 @@ class RemoteEngine(Protocol):
 
     def run(self, job: RemoteJob, ctx: RemoteContext) -> RenderResult: ...
 
+    def sweep(self) -> int:
+        """Housekeeping any worker does now and then (e.g. pass on cancels); how much it did."""
+        ...
+
 
 @runtime_checkable
 class Engine(Protocol):

@@ -156,6 +156,23 @@ def remote_slots_in_use(session: Session) -> dict[str, int]:
     return {str(key): int(count) for key, count in rows}
 
 
+def cancelled_remote_tasks(session: Session, limit: int = 50) -> list[tuple[int, dict[str, Any]]]:
+    """(id, checkpoint) of cancelled tasks that still hold an upstream slot: their remote job
+    may still run, and someone must cancel it there (see ``forget_remote``)."""
+    rows = session.execute(
+        select(Task.id, Task.checkpoint)
+        .where(Task.status == TaskStatus.CANCEL.value, Task.remote_key.is_not(None))
+        .order_by(Task.id)
+        .limit(limit)
+    ).all()
+    return [(row.id, dict(row.checkpoint or {})) for row in rows]
+
+
+def forget_remote(session: Session, task_id: int) -> None:
+    """The task's remote job needs nothing more from us: free its upstream slot for good."""
+    session.execute(update(Task).where(Task.id == task_id).values(remote_key=None))
+
+
 def task_status(session: Session, task_id: int) -> TaskStatus | None:
     status = session.execute(select(Task.status).where(Task.id == task_id)).scalar_one_or_none()
     return None if status is None else TaskStatus(status)

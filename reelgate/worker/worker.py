@@ -280,6 +280,9 @@ class Worker:
         self._last_sweep = now
         try:
             sweep(self.runtime, actor=self.id)
+            for engine in self.engines.values():
+                if isinstance(engine, RemoteEngine) and engine.remote:
+                    engine.sweep()
         except Exception:
             log.exception("sweep failed")
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from reelgate.api.app import create_app
 from reelgate.config import Settings, UpstreamSettings, WorkerSettings
+from reelgate.engines.upstream import UpstreamEngine
 from reelgate.runtime import Runtime
 from reelgate.store.tables import Task
 from reelgate.worker.worker import Worker
@@ -56,6 +57,7 @@ class Node:
         self._http_thread: threading.Thread | None = None
         self._worker_stop: threading.Event | None = None
         self._worker_thread: threading.Thread | None = None
+        self.worker: Worker | None = None
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -81,6 +83,7 @@ class Node:
 
     def start_worker(self, concurrency: int = 1) -> Worker:
         worker = Worker(self.runtime, concurrency=concurrency, shutdown_grace_seconds=0)
+        self.worker = worker
         self._worker_stop = threading.Event()
         self._worker_thread = threading.Thread(
             target=worker.run, args=(self._worker_stop,), daemon=True
@@ -101,6 +104,13 @@ class Node:
         self.runtime.close()
 
     # -- looking inside -----------------------------------------------------------------------
+
+    def worker_engine(self) -> UpstreamEngine:
+        """The upstream engine of the last worker started."""
+        assert self.worker is not None
+        engine = self.worker.engines["upstream"]
+        assert isinstance(engine, UpstreamEngine)
+        return engine
 
     def new_key(self, *, concurrency: int = 4, coins: int = 1_000_000) -> str:
         return new_key(self.runtime, coins=coins, concurrency=concurrency)

@@ -14,6 +14,7 @@ import pytest
 
 from reelgate.core.status import TaskStatus
 from reelgate.samples import sample_image
+from reelgate.store import repo
 from tests.integration.gateway import (
     CuttingProxy,
     Node,
@@ -212,5 +213,46 @@ def test_mixed_routing_serves_pro_upstream_and_std_locally(tmp_path: Path, b: No
             assert wait_until_done(http, std)["status"] == "SUCCESS"
         (upstream_task,) = b.tasks()
         assert upstream_task.model == "kling-video-o3-pro/image-to-video"
+    finally:
+        a.close()
+
+
+def test_a_cancel_while_no_worker_holds_the_task_is_passed_on_later(a: Node, b: Node) -> None:
+    a.start_worker()  # B has no worker: its task waits QUEUED
+    with a.client(a.new_key()) as http:
+        task_id = http.post(PRO, json=body(upload(http, png()))).json()["taskId"]
+        wait_for(lambda: b.task_count() == 1, what="the task to reach B")
+        wait_for(
+            lambda: (a.tasks()[0].checkpoint or {}).get("stage") == "submitted", what="a checkpoint"
+        )
+        a.stop_worker()  # handed back: QUEUED on A, still alive on B
+        assert query(http, task_id)["status"] == "QUEUED"
+        assert http.post("/task/openapi/cancel", json={"taskId": task_id}).json()["code"] == 0
+    assert b.tasks()[0].status == "QUEUED"
+    a.start_worker()  # any worker with the engine passes the cancel on
+    wait_for(lambda: b.tasks()[0].status == "CANCEL", what="B's task to be cancelled")
+    wait_for(lambda: a.tasks()[0].remote_key is None, what="the slot to be freed")
+
+
+def test_a_key_without_coins_leaves_the_rotation_and_another_key_takes_the_task(
+    tmp_path: Path, b: Node
+) -> None:
+    poor, rich = b.new_key(coins=0), b.new_key(coins=10_000)
+    a = gateway(tmp_path, b.url, [poor, rich])
+    try:
+        b.start_worker()
+        a.start_worker()
+        with a.client(a.new_key()) as http:
+            done = wait_until_done(
+                http, http.post(PRO, json=body(upload(http, png()))).json()["taskId"]
+            )
+        assert done["status"] == "SUCCESS", done
+        (upstream_task,) = b.tasks()
+        with b.runtime.db.read() as session:
+            rich_key = repo.find_key(session, rich)
+            assert rich_key is not None and upstream_task.api_key_id == rich_key.id
+        states = {s.label: s for s in a.worker_engine().pool.states()}
+        assert states[poor[:4] + "…"].out_of_rotation
+        assert not states[rich[:4] + "…"].out_of_rotation
     finally:
         a.close()

@@ -241,7 +241,7 @@ class UpstreamEngine:
         delay = 1.0
         while True:
             if ctx.owner_cancelled():
-                self._cancel_upstream(client, remote_id)
+                self._cancel_upstream(job.task_id, client, remote_id)
                 raise TaskCancelled()
             self._stop_if_asked(ctx)
             try:
@@ -272,12 +272,31 @@ class UpstreamEngine:
         coins = info.usage.coins if info.usage is not None else None
         return RenderResult(outputs, charge=None if coins is None else int(coins))
 
-    def _cancel_upstream(self, client: Client, remote_id: str) -> None:
+    def _cancel_upstream(self, task_id: int, client: Client, remote_id: str) -> None:
         try:
             client.cancel(remote_id)
-            log.info("cancelled upstream task %s", remote_id)
         except ClientError as error:
             log.warning("upstream task %s could not be cancelled: %s", remote_id, error)
+            return
+        log.info("task %s cancelled: cancelled upstream task %s", task_id, remote_id)
+        self.pool.forget(task_id)
+
+    def sweep(self) -> int:
+        """Cancel upstream the tasks that were cancelled here while no worker ran them.
+
+        A task cancelled while QUEUED after a crash (its checkpoint holds an upstream task) has
+        no worker to pass the cancel on; any worker with this engine does it here.
+        """
+        done = 0
+        for task_id, checkpoint in self.pool.cancelled_tasks():
+            remote_id = checkpoint.get("remoteTaskId")
+            key = checkpoint.get("key")
+            if checkpoint.get("stage") == "submitted" and remote_id and key in self.pool.keys:
+                self._cancel_upstream(task_id, self.pool.client(key), str(remote_id))
+            else:  # nothing was submitted with the slot (or not with one of our keys)
+                self.pool.forget(task_id)
+            done += 1
+        return done
 
     # -- waiting -----------------------------------------------------------------------------
 

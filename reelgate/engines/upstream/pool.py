@@ -91,6 +91,19 @@ class KeyPool:
     def fingerprints(self) -> list[str]:
         return list(self._keys)
 
+    @property
+    def keys(self) -> set[str]:
+        """The fingerprints of this pool's keys."""
+        return set(self._keys)
+
+    def cancelled_tasks(self) -> list[tuple[int, dict[str, Any]]]:
+        with self._db.read() as session:
+            return queue.cancelled_remote_tasks(session)
+
+    def forget(self, task_id: int) -> None:
+        with self._db.write() as session:
+            queue.forget_remote(session, task_id)
+
     def client(self, key: str) -> Client:
         """The SDK client of one key, by fingerprint (one per key, reused)."""
         with self._lock:
