@@ -62,7 +62,7 @@ class Worker:
         runtime: Runtime,
         *,
         concurrency: int = 1,
-        engine: Engine | None = None,
+        engine: Engine | RemoteEngine | None = None,
         worker_id: str | None = None,
         shutdown_grace_seconds: float | None = None,
     ) -> None:

@@ -81,8 +81,10 @@ class Node:
 
     # -- worker -------------------------------------------------------------------------------
 
-    def start_worker(self, concurrency: int = 1) -> Worker:
-        worker = Worker(self.runtime, concurrency=concurrency, shutdown_grace_seconds=0)
+    def start_worker(self, concurrency: int = 1, engine: UpstreamEngine | None = None) -> Worker:
+        worker = Worker(
+            self.runtime, concurrency=concurrency, engine=engine, shutdown_grace_seconds=0
+        )
         self.worker = worker
         self._worker_stop = threading.Event()
         self._worker_thread = threading.Thread(

@@ -1,0 +1,106 @@
+"""The gateway in front of RunningHub itself, for what only the cloud does: no idempotency, and
+its own codes. RunningHub is on the public internet, so it is the one thing mocked here (an
+``httpx.MockTransport`` speaking its documented answers); reelgate A is real."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reelgate.client import Client
+from reelgate.engines.upstream import UpstreamEngine
+from tests.integration.gateway import Node, wait_until_done
+from tests.integration.test_upstream import PRO, body, png, upload
+
+CLOUD = "https://www.runninghub.ai"
+DENIED = "Access Denied: Standard Model API is restricted to Enterprise-Shared API Keys only."
+
+
+class FakeCloud:
+    """RunningHub's answers, as documented; ``on_submit`` decides what a submit gets."""
+
+    def __init__(self) -> None:
+        self.submits: list[dict[str, Any]] = []
+        self.on_submit: Any = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/uc/openapi/accountStatus":
+            data = {"remainCoins": "5000", "currentTaskCounts": "0", "apiType": "SHARED"}
+            return httpx.Response(200, json={"code": 0, "msg": "success", "data": data})
+        if path == "/openapi/v2/queue/status":
+            data = {"apiKeyType": "SHARED", "concurrentLimit": 1, "runningCount": 0}
+            return httpx.Response(200, json={"code": 0, "msg": "success", "data": data})
+        if path == "/openapi/v2/media/upload/binary":
+            data = {"type": "image", "download_url": f"{CLOUD}/in.png", "fileName": "x.png"}
+            return httpx.Response(200, json={"code": 0, "message": "success", "data": data})
+        if path == "/openapi/v2/kling-video-o3-pro/image-to-video":
+            self.submits.append(json.loads(request.content))
+            answer: httpx.Response = self.on_submit(request)
+            return answer
+        return httpx.Response(404)
+
+
+@pytest.fixture
+def cloud() -> FakeCloud:
+    return FakeCloud()
+
+
+@pytest.fixture
+def a(tmp_path: Path, cloud: FakeCloud) -> Iterator[tuple[Node, UpstreamEngine]]:
+    front = Node(tmp_path / "a", engine="upstream", upstream_url=CLOUD, upstream_keys="cloud-key-1")
+    engine = UpstreamEngine(
+        front.runtime.settings,
+        front.runtime.db,
+        client=lambda key: Client(CLOUD, key, transport=httpx.MockTransport(cloud)),
+    )
+    front.start_http()
+    front.start_worker(engine=engine)
+    try:
+        yield front, engine
+    finally:
+        front.close()
+
+
+def test_a_lost_submit_answer_on_runninghub_is_never_sent_twice(
+    a: tuple[Node, UpstreamEngine], cloud: FakeCloud
+) -> None:
+    front, engine = a
+
+    def cut(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset after the request was sent", request=request)
+
+    cloud.on_submit = cut
+    assert not engine.idempotent  # RunningHub does not honour Idempotency-Key
+    with front.client(front.new_key()) as http:
+        task_id = http.post(PRO, json=body(upload(http, png()))).json()["taskId"]
+        done = wait_until_done(http, task_id)
+    assert len(cloud.submits) == 1
+    assert done["status"] == "FAILED"
+    assert "paid twice" in done["errorMessage"]
+    assert done["usage"]["consumeCoins"] == "0"  # refunded on A
+
+
+def test_runninghub_codes_reach_the_user_unchanged(
+    a: tuple[Node, UpstreamEngine], cloud: FakeCloud
+) -> None:
+    front, engine = a
+    cloud.on_submit = lambda request: httpx.Response(
+        200,
+        json={"taskId": "", "status": "FAILED", "errorCode": "1014", "errorMessage": DENIED},
+    )
+    with front.client(front.new_key()) as http:
+        done = wait_until_done(
+            http, http.post(PRO, json=body(upload(http, png()))).json()["taskId"]
+        )
+    assert (done["status"], done["errorCode"], done["errorMessage"]) == ("FAILED", "1014", DENIED)
+    assert len(cloud.submits) == 1
+    (key,) = engine.pool.states()
+    assert not key.out_of_rotation  # a model the key may not use says nothing about the key
+    # The media A holds was uploaded to the cloud first; the cloud got its own link.
+    assert cloud.submits[0]["firstImageUrl"] == f"{CLOUD}/in.png"
