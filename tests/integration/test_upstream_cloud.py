@@ -31,7 +31,7 @@ class FakeCloud:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/uc/openapi/accountStatus":
-            data = {"remainCoins": "5000", "currentTaskCounts": "0", "apiType": "SHARED"}
+            data: dict[str, object] = {"remainCoins": "5000", "apiType": "SHARED"}
             return httpx.Response(200, json={"code": 0, "msg": "success", "data": data})
         if path == "/openapi/v2/queue/status":
             data = {"apiKeyType": "SHARED", "concurrentLimit": 1, "runningCount": 0}
