@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from reelgate.core.catalogue import ModelSpec, get_model
 from reelgate.core.errors import (
@@ -37,6 +37,9 @@ from reelgate.runtime import Runtime
 from reelgate.store import queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
 from reelgate.wire import AccountStatus, QueueStatus
+
+if TYPE_CHECKING:
+    from reelgate.engines.upstream.prices import UpstreamPrices
 
 _ids = SnowflakeGenerator()
 #: Lengths of the columns these are stored in.
@@ -82,6 +85,9 @@ class Service:
         self.db = runtime.db
         self.settings = runtime.settings
         self.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second)
+        #: Prices of passed-through models, from the upstream (made when first needed).
+        self.upstream_prices: UpstreamPrices | None = None
+        self._upstream_lock = threading.Lock()
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -176,17 +182,14 @@ class Service:
         self, caller: Caller, model_path: str, body: Any, *, idempotency_key: str | None = None
     ) -> Task:
         """Validate, reserve the price and write the task: all in one transaction."""
-        model = self.model(model_path)
-        request = model.parse(body)
-        params = request.model_dump(mode="json", exclude_none=True)
-        price = model.reserve_cost(request)
+        path, params, price = self._priced(model_path, body)
         idempotency_key = _checked_idempotency_key(idempotency_key)
         try:
             with self.db.write() as session:
                 if idempotency_key:
                     existing = repo.find_by_idempotency_key(session, caller.id, idempotency_key)
                     if existing is not None:
-                        return _same_request(existing, model.path, params)
+                        return _same_request(existing, path, params)
                 if repo.queued_count(session, caller.id) >= caller.queue_cap:
                     raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
                 if not repo.take_coins(session, caller.id, price):
@@ -200,7 +203,7 @@ class Service:
                     session,
                     id=task_id,
                     api_key_id=caller.id,
-                    model=model.path,
+                    model=path,
                     params=params,
                     status=TaskStatus.QUEUED.value,
                     error_code="",
@@ -226,7 +229,7 @@ class Service:
                 existing = repo.find_by_idempotency_key(session, caller.id, idempotency_key)
                 if existing is None:
                     raise
-                return _same_request(existing, model.path, params)
+                return _same_request(existing, path, params)
 
     def get_task(self, caller: Caller, task_id: Any) -> Task:
         task_key = _parse_task_id(task_id)
@@ -372,8 +375,33 @@ class Service:
         )
 
     def price(self, model_path: str, body: Any) -> int:
-        model = self.model(model_path)
-        return model.reserve_cost(model.parse(body))
+        return self._priced(model_path, body)[2]
+
+    def _priced(self, model_path: str, body: Any) -> tuple[str, dict[str, Any], int]:
+        """(model path, params to store, coins to hold) of a valid request, or its 1007.
+
+        A model outside the catalogue that routing sends upstream is passed through: the
+        upstream checks and prices the body, which is stored as sent.
+        """
+        model = get_model(model_path)
+        if model is not None:
+            request = model.parse(body)
+            params = request.model_dump(mode="json", exclude_none=True)
+            return model.path, params, model.reserve_cost(request)
+        path = model_path.strip("/")
+        if self.settings.engine_for(path) != "upstream":
+            raise UnknownModel(path)
+        if not isinstance(body, dict):
+            raise InvalidParameters("the request body must be a JSON object")
+        return path, body, self._upstream().coins(path, body)
+
+    def _upstream(self) -> UpstreamPrices:
+        with self._upstream_lock:
+            if self.upstream_prices is None:
+                from reelgate.engines.upstream.prices import UpstreamPrices
+
+                self.upstream_prices = UpstreamPrices(self.settings)
+            return self.upstream_prices
 
 
 def _checked_idempotency_key(value: str | None) -> str | None:

@@ -225,14 +225,20 @@ class AsyncClient(BaseClient):
         return await self._submit(request, None, idempotency_key)
 
     async def run(
-        self, model_path: str, payload: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        model_path: str,
+        payload: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        verbatim: bool = False,
     ) -> AsyncTask:
         """Submit a raw body to any model endpoint (``kling-video-o3-pro/image-to-video``, …).
 
         Known fields are checked as by the typed models; ``Path`` and ``bytes`` values (and
-        local paths in ``…Url`` fields) are uploaded first.
+        local paths in ``…Url`` fields) are uploaded first. ``verbatim=True`` sends the body
+        exactly as given, unchecked (a gateway forwarding someone else's request).
         """
-        return await self._submit(model_path, payload, idempotency_key)
+        return await self._submit(model_path, payload, idempotency_key, verbatim=verbatim)
 
     async def image_to_video(
         self,
@@ -287,9 +293,14 @@ class AsyncClient(BaseClient):
         return await self.submit(request, idempotency_key=idempotency_key)
 
     async def _submit(
-        self, request: ModelRequest | str, payload: Mapping[str, Any] | None, key: str | None
+        self,
+        request: ModelRequest | str,
+        payload: Mapping[str, Any] | None,
+        key: str | None,
+        *,
+        verbatim: bool = False,
     ) -> AsyncTask:
-        path, body, refs = self._plan(request, payload)
+        path, body, refs = self._plan(request, payload, verbatim=verbatim)
         body = replace_media(
             body, refs, [(await self._upload_local(r.media)).download_url for r in refs]
         )
@@ -416,10 +427,17 @@ class AsyncClient(BaseClient):
         return await self._call(lambda: self._queue_request(self._http), self._parse_queue)
 
     async def price(
-        self, request: ModelRequest | str, payload: Mapping[str, Any] | None = None
+        self,
+        request: ModelRequest | str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        verbatim: bool = False,
     ) -> PricePreview:
-        """What a request would cost, without running it (local media is uploaded first)."""
-        path, body, refs = self._plan(request, payload)
+        """What a request would cost, without running it (local media is uploaded first).
+
+        ``verbatim=True`` asks about the body exactly as given, as ``run()`` does.
+        """
+        path, body, refs = self._plan(request, payload, verbatim=verbatim)
         body = replace_media(
             body, refs, [(await self._upload_local(r.media)).download_url for r in refs]
         )

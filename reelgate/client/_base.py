@@ -215,7 +215,10 @@ class BaseClient:
 
     @staticmethod
     def _plan(
-        request: ModelRequest | str, payload: Mapping[str, Any] | None
+        request: ModelRequest | str,
+        payload: Mapping[str, Any] | None,
+        *,
+        verbatim: bool = False,
     ) -> tuple[str, dict[str, Any], list[MediaRef]]:
         """Model path, wire body and local media of a typed request or a raw ``run()``."""
         if isinstance(request, ModelRequest):
@@ -225,6 +228,8 @@ class BaseClient:
             return request.model_path, body, find_local_media(body, type(request).media_fields)
         path = BaseClient._check_model_path(request)
         body = dict(payload or {})
+        if verbatim:
+            return path, body, []
         model = REQUEST_MODELS.get(path)
         fields = None
         if model is not None:

@@ -51,6 +51,7 @@ class Node:
 
     def __init__(self, data_dir: Path, **overrides: Any) -> None:
         self.runtime = Runtime.open(settings(data_dir, **overrides))
+        self.app = create_app(runtime=self.runtime)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server: uvicorn.Server | None = None
@@ -62,9 +63,7 @@ class Node:
     # -- HTTP ---------------------------------------------------------------------------------
 
     def start_http(self) -> None:
-        config = uvicorn.Config(
-            create_app(runtime=self.runtime), host="127.0.0.1", port=self.port, log_level="error"
-        )
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error")
         self._server = uvicorn.Server(config)
         self._http_thread = threading.Thread(target=self._server.run, daemon=True)
         self._http_thread.start()

@@ -59,7 +59,7 @@ def wait(
 
 
 def probe(data: bytes) -> dict[str, Any]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         video = container.streams.video[0]
         frames = sum(1 for _ in container.decode(video))
         container.seek(0)

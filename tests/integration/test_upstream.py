@@ -256,3 +256,18 @@ def test_a_key_without_coins_leaves_the_rotation_and_another_key_takes_the_task(
         assert not states[rich[:4] + "…"].out_of_rotation
     finally:
         a.close()
+
+
+def test_a_path_outside_the_catalogue_gets_the_upstreams_own_answer(a: Node, b: Node) -> None:
+    path = "/openapi/v2/kling-video-o3-pro/text-to-video"
+    request = {"prompt": "a lantern street", "duration": 5}
+    with a.client(a.new_key()) as http, b.client(b.new_key()) as direct:
+        through_a = http.post(path, json=request).json()
+        from_b = direct.post(path, json=request).json()
+        assert through_a == from_b  # B's code and message, verbatim
+        assert (through_a["status"], through_a["errorCode"]) == ("FAILED", "1007")
+        b.stop_http()
+        unreachable = http.post(path, json=request).json()
+    # A really asks B: with B gone, the answer is that the upstream cannot be reached.
+    assert unreachable["errorCode"] == "1010"
+    assert a.task_count() == 0

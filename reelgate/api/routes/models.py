@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +14,6 @@ from reelgate.api.openapi import error_codes
 from reelgate.api.openapi import json_body as body_doc
 from reelgate.api.routes.tasks import task_answer
 from reelgate.core.catalogue import CATALOGUE, ModelSpec
-from reelgate.core.errors import UnknownModel
 from reelgate.service import Caller
 from reelgate.wire import PricePreview, TaskObject
 
@@ -86,15 +85,15 @@ for _model in CATALOGUE.values():
     )
 
 
-# Paths under /openapi/v2 that name no model answer as RunningHub does (1007, unknown model),
-# after the key and the body were checked, as for a known model.
+# Paths under /openapi/v2 outside the catalogue: passed through to the upstream when routing
+# sends them there, otherwise answered as RunningHub does (1007, unknown model).
 @router.post("/openapi/v2/price-preview/{vendor}/{action}", include_in_schema=False)
-async def price_unknown(vendor: str, action: str, request: Request, caller: CallerDep) -> None:
-    await json_body(request)
-    raise UnknownModel(f"{vendor}/{action}")
+async def price_other(vendor: str, action: str, request: Request, caller: CallerDep) -> Any:
+    return (await _price(f"{vendor}/{action}", request)).to_wire()
 
 
 @router.post("/openapi/v2/{vendor}/{action}", include_in_schema=False)
-async def submit_unknown(vendor: str, action: str, request: Request, caller: CallerDep) -> None:
-    await json_body(request)
-    raise UnknownModel(f"{vendor}/{action}")
+async def submit_other(
+    vendor: str, action: str, request: Request, response: Response, caller: CallerDep
+) -> Any:
+    return (await _submit(f"{vendor}/{action}", request, response, caller)).to_wire()

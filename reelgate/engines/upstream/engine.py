@@ -197,7 +197,11 @@ class UpstreamEngine:
         # Marked as sent before it leaves: a crash from here on leaves an unknown outcome.
         ctx.save_checkpoint({**state, "sent": True})
         try:
-            task = client.run(job.model, state["body"], idempotency_key=state["idempotencyKey"])
+            # Verbatim: reelgate checked a catalogue body at submit; any other body is the
+            # upstream's to judge (it priced it then).
+            task = client.run(
+                job.model, state["body"], idempotency_key=state["idempotencyKey"], verbatim=True
+            )
         except (RateLimited, QueueFull) as busy:
             self.pool.rest(key, f"{busy.code} {busy.error_message}")
             return self._release(ctx, tried, key)
