@@ -272,42 +272,78 @@ def db_upgrade() -> None:
 
 @app.command()
 def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """The engines, their models and capabilities, and whether they are ready here."""
-    from reelgate.core.catalogue import CATALOGUE
-    from reelgate.engines.registry import ENGINE_NAMES, load_engine
+    """The engines, their models and capabilities, and whether they are ready here.
+
+    The upstream engine is listed when it is configured: its URL's reachability and each pool
+    key's state (balance, concurrency, resting, out of rotation), never the keys themselves.
+    """
+    from reelgate.engines.registry import ENGINE_NAMES
 
     settings = Settings()
-    rows: list[dict[str, Any]] = []
-    for name in ENGINE_NAMES:
-        engine = load_engine(name, settings)
-        ready, why = engine.ready()
-        caps = engine.capabilities
-        rows.append(
-            {
-                "name": name,
-                "default": name == settings.engine,
-                "ready": ready,
-                "detail": why,
-                "models": sorted(m.path for m in CATALOGUE.values() if m.family in caps.families),
-                "capabilities": {
-                    "families": sorted(f.value for f in caps.families),
-                    "firstFrame": caps.first_frame,
-                    "lastFrame": caps.last_frame,
-                    "referenceImages": caps.reference_images,
-                    "audio": caps.audio,
-                    "maxSeconds": caps.max_seconds,
-                    "fps": caps.fps,
-                },
-            }
-        )
+    names = [
+        name
+        for name in ENGINE_NAMES
+        if name == "preview" or name in settings.engines_in_use() or settings.upstream_url
+    ]
+    rows = [_engine_row(name, settings) for name in names]
     if as_json:
         print(json.dumps(rows))
         return
     for row in rows:
         mark = "[green]ready[/green]" if row["ready"] else "[red]not ready[/red]"
         console.print(f"[bold]{row['name']}[/bold] {mark}: {row['detail']}")
-        for model in row["models"]:
+        for model in row["routed"]:
             console.print(f"  {model}")
+        for key in row.get("keys", []):
+            state = key["outOfRotation"] or (
+                f"resting until {key['restingUntil']}" if key["restingUntil"] else "in rotation"
+            )
+            console.print(
+                f"  key {key['key']}: {key['inUse']}/{key['concurrency']} in use, "
+                f"balance {key['balance'] or '?'}, {state}"
+            )
+
+
+def _engine_row(name: str, settings: Settings) -> dict[str, Any]:
+    from reelgate.core.catalogue import CATALOGUE
+    from reelgate.core.errors import ReelgateError
+    from reelgate.engines.registry import load_engine
+    from reelgate.engines.upstream import UpstreamEngine
+    from reelgate.runtime import Runtime
+
+    row: dict[str, Any] = {"name": name, "default": name == settings.engine}
+    row["routed"] = sorted(p for p in CATALOGUE if settings.engine_for(p) == name)
+    runtime = Runtime.open(settings) if name == "upstream" else None
+    try:
+        engine = load_engine(name, settings, runtime.db if runtime else None)
+    except ReelgateError as error:
+        row.update(ready=False, detail=error.message, models=[], capabilities={})
+        return row
+    try:
+        ready, why = engine.ready()
+        caps = engine.capabilities
+        row.update(
+            ready=ready,
+            detail=why,
+            models=sorted(m.path for m in CATALOGUE.values() if m.family in caps.families),
+            capabilities={
+                "families": sorted(f.value for f in caps.families),
+                "firstFrame": caps.first_frame,
+                "lastFrame": caps.last_frame,
+                "referenceImages": caps.reference_images,
+                "audio": caps.audio,
+                "maxSeconds": caps.max_seconds,
+                "fps": caps.fps,
+            },
+        )
+        if isinstance(engine, UpstreamEngine):
+            row["url"] = engine.url
+            row["keys"] = [state.to_json() for state in engine.pool.states()]
+            engine.close()
+    finally:
+        if runtime is not None:
+            runtime.close()
+    return row
 
 
 def _register_client_commands() -> None:

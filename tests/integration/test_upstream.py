@@ -4,7 +4,11 @@ preview engine stands in for the cloud. Tasks are counted on B to prove nothing 
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -271,3 +275,43 @@ def test_a_path_outside_the_catalogue_gets_the_upstreams_own_answer(a: Node, b: 
     # A really asks B: with B gone, the answer is that the upstream cannot be reached.
     assert unreachable["errorCode"] == "1010"
     assert a.task_count() == 0
+
+
+def test_engines_shows_the_upstream_and_each_key_without_the_keys(tmp_path: Path, b: Node) -> None:
+    rich, poor = b.new_key(concurrency=3), b.new_key(coins=0)
+    env = {
+        **os.environ,
+        "REELGATE_DATA_DIR": str(tmp_path / "cli"),
+        "REELGATE_ROUTES": json.dumps({"kling-video-o3-pro/*": "upstream"}),
+        "REELGATE_UPSTREAM_URL": b.url,
+        "REELGATE_UPSTREAM_KEYS": f"{rich},{poor}",
+    }
+    listing = subprocess.run(
+        [sys.executable, "-m", "reelgate", "engines", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert rich not in listing.stdout and poor not in listing.stdout
+    rows = {row["name"]: row for row in json.loads(listing.stdout)}
+    assert rows["preview"]["default"] and rows["upstream"]["ready"]
+    assert rows["upstream"]["routed"] == [
+        "kling-video-o3-pro/image-to-video",
+        "kling-video-o3-pro/video-edit",
+    ]
+    keys = {key["key"]: key for key in rows["upstream"]["keys"]}
+    assert keys[rich[:4] + "…"]["concurrency"] == 3  # read from B's queue status
+    assert keys[rich[:4] + "…"]["balance"] == "1000000"
+    assert keys[poor[:4] + "…"]["outOfRotation"] == "no balance left"
+    b.stop_http()
+    down = subprocess.run(
+        [sys.executable, "-m", "reelgate", "engines", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    upstream = {row["name"]: row for row in json.loads(down.stdout)}["upstream"]
+    assert not upstream["ready"] and "does not answer" in upstream["detail"]

@@ -97,9 +97,11 @@ class UpstreamEngine:
 
     def ready(self) -> tuple[bool, str]:
         try:
-            self.pool.refresh(force=True)
+            problems = self.pool.refresh(force=True)
         except Exception as exc:  # the database itself: say so rather than crash the listing
             return False, f"the key pool cannot be read: {exc}"
+        if len(problems) == len(self.pool.fingerprints):
+            return False, f"{self.url} does not answer: {problems[0]}"
         states = self.pool.states()
         usable = [s for s in states if not s.out_of_rotation]
         if not usable:

@@ -119,22 +119,22 @@ class KeyPool:
 
     # -- knowing the keys --------------------------------------------------------------------
 
-    def refresh(self, *, force: bool = False) -> None:
+    def refresh(self, *, force: bool = False) -> list[str]:
         """Read each key's concurrency (unless set) and balance from the upstream.
 
         A key the upstream refuses (invalid, disabled) or finds without coins leaves the
-        rotation; one that recovered comes back. Unreachable upstreams change nothing.
+        rotation; one that recovered comes back. An unreachable upstream changes nothing.
+        Returns why keys could not be read (empty when every key answered, or when it is not
+        time to refresh yet).
         """
         now = time.monotonic()
-        if not force and now - self._refreshed_at < self._settings.refresh_seconds:
-            self._ensure_rows()
-            return
-        self._refreshed_at = now
         self._ensure_rows()
-        for key in self._keys:
-            self._refresh_key(key)
+        if not force and now - self._refreshed_at < self._settings.refresh_seconds:
+            return []
+        self._refreshed_at = now
+        return [problem for key in self._keys if (problem := self._refresh_key(key))]
 
-    def _refresh_key(self, key: str) -> None:
+    def _refresh_key(self, key: str) -> str:
         client = self.client(key)
         api_key = self._keys[key]
         values: dict[str, Any] = {"checked_at": utcnow()}
@@ -149,7 +149,7 @@ class KeyPool:
                 log.warning("upstream key %s is out of rotation: %s", label(api_key), error)
             else:
                 log.info("upstream key %s not refreshed: %s", label(api_key), error)
-                return
+                return str(error)
         else:
             values["balance"] = account.remain_coins
             coins = account.coins
@@ -164,6 +164,7 @@ class KeyPool:
             session.execute(
                 update(UpstreamKey).where(UpstreamKey.fingerprint == key).values(**values)
             )
+        return ""
 
     def _ensure_rows(self) -> None:
         with self._db.read() as session:
