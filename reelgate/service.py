@@ -48,6 +48,16 @@ MAX_FILE_NAME = 300
 
 
 @dataclass(frozen=True)
+class UpstreamKeyGauge:
+    """One upstream key as the metrics show it (by label, never the key)."""
+
+    label: str
+    in_rotation: bool
+    in_use: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
 class Caller:
     """The authenticated API key behind a request."""
 
@@ -373,6 +383,22 @@ class Service:
             total_current_tasks=running + queued,
             instance_count=0,
         )
+
+    def upstream_key_gauges(self) -> list[UpstreamKeyGauge]:
+        """The upstream key pool's state, for ``/metrics``."""
+        with self.db.read() as session:
+            keys = repo.upstream_keys(session)
+            in_use = queue.remote_slots_in_use(session)
+        now = utcnow()
+        return [
+            UpstreamKeyGauge(
+                key.label,
+                not key.out_of_rotation and (key.resting_until is None or key.resting_until <= now),
+                in_use.get(key.fingerprint, 0),
+                key.concurrency,
+            )
+            for key in keys
+        ]
 
     def price(self, model_path: str, body: Any) -> int:
         return self._priced(model_path, body)[2]

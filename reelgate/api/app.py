@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     app.state.service = Service(runtime)
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(app.state.service.upstream_key_gauges)
     install_error_handlers(app)
     openapi.install(app)
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reelgate.core.status import TaskStatus
-from reelgate.store.tables import ApiKey, Meta, Task, Upload, utcnow
+from reelgate.store.tables import ApiKey, Meta, Task, Upload, UpstreamKey, utcnow
 
 #: How many leading characters of a key are stored in the clear, to tell keys apart.
 KEY_PREFIX_LENGTH = 6
@@ -171,3 +171,7 @@ def ensure_meta(session: Session, key: str, make_value: Any) -> str:
     value = get_meta(session, key)
     assert value is not None
     return value
+
+
+def upstream_keys(session: Session) -> list[UpstreamKey]:
+    return list(session.execute(select(UpstreamKey).order_by(UpstreamKey.label)).scalars())

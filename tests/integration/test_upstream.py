@@ -258,6 +258,10 @@ def test_a_key_without_coins_leaves_the_rotation_and_another_key_takes_the_task(
         states = {s.label: s for s in a.worker_engine().pool.states()}
         assert states[poor[:4] + "…"].out_of_rotation
         assert not states[rich[:4] + "…"].out_of_rotation
+        metrics = httpx.get(f"{a.url}/metrics").text
+        assert f'reelgate_upstream_key_in_rotation{{key="{poor[:4]}…"}} 0.0' in metrics
+        assert f'reelgate_upstream_key_in_rotation{{key="{rich[:4]}…"}} 1.0' in metrics
+        assert poor not in metrics and rich not in metrics
     finally:
         a.close()
 

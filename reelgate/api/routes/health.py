@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from reelgate.api.deps import service
 from reelgate.core.errors import NotReady
+from reelgate.service import UpstreamKeyGauge
 
 router = APIRouter(tags=["operations"])
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, upstream_keys: Callable[[], list[UpstreamKeyGauge]]) -> None:
         self.registry = CollectorRegistry()
         self.submitted = Counter(
             "reelgate_tasks_submitted",
@@ -25,6 +29,35 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        self.registry.register(_UpstreamKeys(upstream_keys))
+
+
+class _UpstreamKeys(Collector):
+    """The upstream key pool, read from the database at each scrape (workers change it)."""
+
+    def __init__(self, read: Callable[[], list[UpstreamKeyGauge]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        in_rotation = GaugeMetricFamily(
+            "reelgate_upstream_key_in_rotation",
+            "1 while an upstream key takes new tasks, 0 once out of rotation (no balance, "
+            "refused) or resting",
+            labels=["key"],
+        )
+        in_use = GaugeMetricFamily(
+            "reelgate_upstream_key_slots_in_use",
+            "Tasks holding a slot of an upstream key",
+            labels=["key"],
+        )
+        capacity = GaugeMetricFamily(
+            "reelgate_upstream_key_concurrency", "Slots of an upstream key", labels=["key"]
+        )
+        for key in self._read():
+            in_rotation.add_metric([key.label], 1.0 if key.in_rotation else 0.0)
+            in_use.add_metric([key.label], key.in_use)
+            capacity.add_metric([key.label], key.concurrency)
+        yield from (in_rotation, in_use, capacity)
 
 
 class Health(BaseModel):
