@@ -113,8 +113,10 @@ class Node:
         assert isinstance(engine, UpstreamEngine)
         return engine
 
-    def new_key(self, *, concurrency: int = 4, coins: int = 1_000_000) -> str:
-        return new_key(self.runtime, coins=coins, concurrency=concurrency)
+    def new_key(
+        self, *, concurrency: int = 4, coins: int = 1_000_000, queue_cap: int = 1000
+    ) -> str:
+        return new_key(self.runtime, coins=coins, concurrency=concurrency, queue_cap=queue_cap)
 
     def tasks(self) -> list[Task]:
         with self.runtime.db.read() as session:

@@ -20,6 +20,7 @@ from reelgate.core.status import TaskStatus
 from reelgate.samples import sample_image
 from reelgate.store import repo
 from tests.integration.gateway import (
+    FAST_UPSTREAM,
     CuttingProxy,
     Node,
     node,
@@ -319,3 +320,37 @@ def test_engines_shows_the_upstream_and_each_key_without_the_keys(tmp_path: Path
     )
     upstream = {row["name"]: row for row in json.loads(down.stdout)}["upstream"]
     assert not upstream["ready"] and "does not answer" in upstream["detail"]
+
+
+def test_a_key_whose_queue_is_full_rests_and_another_key_takes_its_task(
+    tmp_path: Path, b: Node
+) -> None:
+    full = b.new_key(concurrency=1, queue_cap=1)
+    spare = b.new_key(concurrency=1)
+    with b.client(full) as direct:  # B's queue for this key is full (its cap is 1)
+        image_on_b = upload(direct, png())
+        assert direct.post(PRO, json=body(image_on_b)).json()["errorCode"] == ""
+    # A long rest: the full key stays out of the way for the whole test.
+    resting = FAST_UPSTREAM.model_copy(update={"rest_seconds": 300.0})
+    a = gateway(tmp_path, b.url, [full, spare], upstream=resting)
+    try:
+        a.start_worker(concurrency=2)
+        with a.client(a.new_key()) as http:
+            image = upload(http, png())
+            ids = [http.post(PRO, json=body(image, f"shot {n}")).json()["taskId"] for n in (1, 2)]
+            # One task per key at first: the full key answers 421 and rests.
+            wait_for(
+                lambda: any(s.resting_until for s in a.worker_engine().pool.states()),
+                what="the full key to rest",
+            )
+            b.start_worker()
+            for task_id in ids:
+                assert wait_until_done(http, task_id)["status"] == "SUCCESS"
+        with b.runtime.db.read() as session:
+            spare_id = repo.find_key(session, spare)
+            assert spare_id is not None
+        # Both of A's tasks ran on the spare key; the full key only ever had its own task.
+        assert [t.api_key_id for t in b.tasks()].count(spare_id.id) == 2
+        assert b.task_count() == 3
+    finally:
+        a.close()
