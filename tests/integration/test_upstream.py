@@ -3,6 +3,7 @@ preview engine stands in for the cloud. Tasks are counted on B to prove nothing 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 from reelgate.core.status import TaskStatus
 from reelgate.samples import sample_image
 from reelgate.store import repo
+from reelgate.store.tables import Upload
 from tests.integration.gateway import (
     FAST_UPSTREAM,
     CuttingProxy,
@@ -354,3 +356,20 @@ def test_a_key_whose_queue_is_full_rests_and_another_key_takes_its_task(
         assert b.task_count() == 3
     finally:
         a.close()
+
+
+def test_inputs_only_reelgate_holds_are_uploaded_to_the_upstream(a: Node, b: Node) -> None:
+    b.start_worker()
+    a.start_worker()
+    data_uri = "data:image/png;base64," + base64.b64encode(png(480, 360)).decode()
+    with a.client(a.new_key()) as http:
+        own_link = upload(http, png())
+        request = {**body(own_link), "lastImageUrl": data_uri}
+        done = wait_until_done(http, http.post(PRO, json=request).json()["taskId"])
+    assert done["status"] == "SUCCESS", done
+    (upstream_task,) = b.tasks()
+    # B received links of its own for both, never A's link or the data: URI.
+    for field in ("firstImageUrl", "lastImageUrl"):
+        assert upstream_task.params[field].startswith(f"{b.url}/files/openapi/")
+    with b.runtime.db.read() as session:
+        assert session.query(Upload).count() == 2
