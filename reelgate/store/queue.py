@@ -130,6 +130,13 @@ def save_checkpoint(
     values: dict[str, Any] = {"checkpoint": checkpoint}
     if remote_key is not KEEP:
         values["remote_key"] = remote_key
+    return _update_own_running_task(session, task_id, worker_id, values)
+
+
+def _update_own_running_task(
+    session: Session, task_id: int, worker_id: str, values: dict[str, Any]
+) -> bool:
+    """Set ``values`` on a task that is RUNNING for ``worker_id``; False when it is not."""
     row = session.execute(
         update(Task)
         .where(
@@ -377,17 +384,7 @@ def renew_lease(
     values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if progress is not None:
         values["progress"] = progress
-    result = session.execute(
-        update(Task)
-        .where(
-            Task.id == task_id,
-            Task.worker_id == worker_id,
-            Task.status == TaskStatus.RUNNING.value,
-        )
-        .values(**values)
-        .returning(Task.id)
-    ).first()
-    return result is not None
+    return _update_own_running_task(session, task_id, worker_id, values)
 
 
 def expired_leases(session: Session, now: datetime, limit: int = 100) -> list[tuple[int, int, int]]:

@@ -293,13 +293,17 @@ def test_engines_shows_the_upstream_and_each_key_without_the_keys(tmp_path: Path
         "REELGATE_UPSTREAM_URL": b.url,
         "REELGATE_UPSTREAM_KEYS": f"{rich},{poor}",
     }
-    listing = subprocess.run(
-        [sys.executable, "-m", "reelgate", "engines", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def engines() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reelgate", "engines", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listing = engines()
     assert listing.returncode == 0, listing.stderr
     assert rich not in listing.stdout and poor not in listing.stdout
     rows = {row["name"]: row for row in json.loads(listing.stdout)}
@@ -313,14 +317,7 @@ def test_engines_shows_the_upstream_and_each_key_without_the_keys(tmp_path: Path
     assert keys[rich[:4] + "…"]["balance"] == "1000000"
     assert keys[poor[:4] + "…"]["outOfRotation"] == "no balance left"
     b.stop_http()
-    down = subprocess.run(
-        [sys.executable, "-m", "reelgate", "engines", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    upstream = {row["name"]: row for row in json.loads(down.stdout)}["upstream"]
+    upstream = {row["name"]: row for row in json.loads(engines().stdout)}["upstream"]
     assert not upstream["ready"] and "does not answer" in upstream["detail"]
 
 
