@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,43 @@ class UpstreamSettings(BaseModel):
     timeout_seconds: float = 60.0
 
 
+class DiffusersModel(BaseModel):
+    """One open model of the ``diffusers`` engine (``REELGATE_DIFFUSERS__MODELS``)."""
+
+    #: A local directory holding the pipeline in diffusers' format.
+    path: Path
+    #: ``wan-i2v`` (WanImageToVideoPipeline), ``wan-vace`` (WanVACEPipeline) or ``ltx2``
+    #: (LTX2ConditionPipeline, video with sound).
+    pipeline: Literal["wan-i2v", "wan-vace", "ltx2"]
+    #: What it is used for: ``first_frame`` (from a first frame alone), ``last_frame`` (from a
+    #: first and a last frame), ``edit``, ``sound`` (it makes the sound too).
+    features: list[Literal["first_frame", "last_frame", "edit", "sound"]]
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    #: ``model`` moves each component to the GPU only while it runs; ``sequential`` each layer
+    #: (slowest, least memory).
+    offload: Literal["none", "model", "sequential"] = "none"
+    #: Decode the video in tiles (less memory at large sizes).
+    vae_tiling: bool = False
+    #: diffusers' attention backend for the transformer, e.g. ``flash`` or ``sage``.
+    attention_backend: str | None = None
+    steps: int = 30
+    guidance_scale: float = 5.0
+    #: The output's long side in pixels, before snapping to the model's grid.
+    long_side: int = 832
+
+
+class DiffusersSettings(BaseModel):
+    models: dict[str, DiffusersModel] = {}
+    #: ``auto``: CUDA when a GPU is visible, else the CPU.
+    device: str = "auto"
+    #: Load weights from the Hugging Face Hub when a path is not a local directory (off: weights
+    #: come only from local directories, and the Hub is never contacted at run time).
+    allow_hub: bool = False
+    #: LTX-2's joint audio for ``sound: true``. Off by default: the LTX-2 Community License has
+    #: a revenue clause; without it, sound comes from the preview engine's procedural synth.
+    ltx2_audio: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REELGATE_", env_nested_delimiter="__", extra="ignore"
@@ -111,6 +149,7 @@ class Settings(BaseSettings):
     media: MediaSettings = MediaSettings()
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    diffusers: DiffusersSettings = DiffusersSettings()
 
     def engine_for(self, model_path: str) -> str:
         """The engine that serves ``model_path``: the first matching route, else ``engine``."""

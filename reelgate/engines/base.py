@@ -63,6 +63,9 @@ class RenderResult:
     #: Coins to charge, when the engine knows better than the catalogue (an upstream's own
     #: usage); never more than what was reserved at submit.
     charge: int | None = None
+    #: What the task's history should say about how it was made (e.g. where its sound came
+    #: from, when no generative audio model made it).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass

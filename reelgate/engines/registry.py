@@ -7,7 +7,7 @@ from reelgate.core.errors import EngineUnavailable
 from reelgate.engines.base import Engine, RemoteEngine
 from reelgate.store.db import Database
 
-ENGINE_NAMES = ("preview", "upstream")
+ENGINE_NAMES = ("preview", "upstream", "diffusers")
 
 
 def load_engine(name: str, settings: Settings, db: Database | None = None) -> Engine | RemoteEngine:
@@ -16,6 +16,10 @@ def load_engine(name: str, settings: Settings, db: Database | None = None) -> En
         from reelgate.engines.preview import PreviewEngine
 
         return PreviewEngine(long_side=settings.preview_long_side)
+    if name == "diffusers":
+        from reelgate.engines.diffusers.engine import DiffusersEngine
+
+        return DiffusersEngine(settings)
     if name == "upstream":
         from reelgate.engines.upstream import UpstreamEngine
 

@@ -202,6 +202,7 @@ def finish(
     worker_id: str,
     results: list[dict[str, str]],
     charge: int | None = None,
+    detail: str = "",
 ) -> Transitioned | None:
     """RUNNING -> SUCCESS for the worker that holds the task, with its stored ``results``.
 
@@ -214,6 +215,7 @@ def finish(
         expected=TaskStatus.RUNNING,
         to=TaskStatus.SUCCESS,
         actor=worker_id,
+        detail=detail,
         worker_id=worker_id,
         charge=charge,
         results=results,

@@ -236,6 +236,7 @@ class Worker:
                 worker_id=self.id,
                 results=stored,
                 charge=charge,
+                detail="; ".join(result.notes),
             )
         if moved is None:
             log.info("task %s finished but was no longer ours; result discarded", claimed.id)

@@ -1,0 +1,320 @@
+"""The ``diffusers`` engine: the O3 endpoints served by open models on the operator's GPUs.
+
+Which configured model renders a request follows from what it asks: a last frame needs a model
+with ``last_frame`` (Wan FLF2V), an edit one with ``edit`` (Wan VACE), ``sound: true`` prefers
+one with ``sound`` (LTX-2) when the operator enabled it. Every request is cut into passes on the
+model's grid (``grid.py``) and rendered pass by pass, each continuing from the previous one's
+last frame; progress and cancellation are checked at every denoising step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image
+
+from reelgate.config import Settings
+from reelgate.core.catalogue import Family
+from reelgate.core.errors import EngineUnavailable, RenderFailed, TaskCancelled
+from reelgate.engines.base import (
+    Capabilities,
+    ImageToVideoSpec,
+    RenderContext,
+    RenderOutput,
+    RenderResult,
+    RenderSpec,
+    VideoEditSpec,
+)
+from reelgate.engines.diffusers.grid import GRIDS, Grid, Pass, plan
+from reelgate.engines.diffusers.loader import (
+    PipelineCache,
+    device_of,
+    import_diffusers,
+    import_torch,
+    weights_present,
+)
+from reelgate.engines.mediaio import (
+    AUDIO_RATE,
+    EncoderSettings,
+    MediaWriter,
+    iter_rgb_frames,
+    probe,
+)
+from reelgate.engines.preview.sound import synthesize
+
+log = logging.getLogger("reelgate.diffusers")
+
+#: What a task's history says about its sound when no audio model made it.
+SYNTH_SOUND = "sound: the preview engine's procedural synth (no audio model is enabled)"
+
+
+class DiffusersEngine:
+    name = "diffusers"
+    remote = False
+    capabilities = Capabilities(families=frozenset(Family), reference_images=4, fps=16)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.diffusers
+        self.cache = PipelineCache(self.settings)
+        self.encoder = EncoderSettings()
+
+    # -- what is here ----------------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.settings.models:
+            return False, "no model configured (REELGATE_DIFFUSERS__MODELS)"
+        try:
+            import_diffusers()
+            device = device_of(self.settings)
+        except EngineUnavailable as error:
+            return False, error.message
+        missing = [n for n, m in self.settings.models.items() if not weights_present(m)]
+        where = "a GPU is visible" if device.startswith("cuda") else f"no GPU: running on {device}"
+        if missing and not self.settings.allow_hub:
+            return False, f"weights missing for {', '.join(missing)}; {where}"
+        return True, f"{len(self.settings.models)} models; {where}"
+
+    def model_states(self) -> list[dict[str, Any]]:
+        """Each configured model, what it covers, and whether its weights are on disk."""
+        return [
+            {
+                "name": name,
+                "pipeline": model.pipeline,
+                "features": sorted(model.features),
+                "path": str(model.path),
+                "weightsPresent": weights_present(model),
+                "dtype": model.dtype,
+                "offload": model.offload,
+            }
+            for name, model in self.settings.models.items()
+        ]
+
+    def choose(self, feature: str, *, sound: bool = False) -> str:
+        """The model for a request: one covering ``feature`` (``first_frame``, ``last_frame``
+        or ``edit``), preferring one that makes its own sound when sound is asked for and the
+        operator enabled it."""
+        fits = [name for name, m in self.settings.models.items() if feature in m.features]
+        if not fits:
+            raise EngineUnavailable(f"no diffusers model is configured for {feature}")
+        if sound and self.settings.ltx2_audio:
+            with_sound = [n for n in fits if "sound" in self.settings.models[n].features]
+            if with_sound:
+                return with_sound[0]
+        without = [n for n in fits if "sound" not in self.settings.models[n].features]
+        return (without or fits)[0]
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def render(self, spec: RenderSpec, ctx: RenderContext) -> RenderResult:
+        output = ctx.scratch_dir / "output.mp4"
+        if isinstance(spec, ImageToVideoSpec):
+            notes = self._image_to_video(spec, ctx, output)
+        else:
+            notes = self._video_edit(spec, ctx, output)
+        return RenderResult((RenderOutput(output, "mp4"),), notes=tuple(notes))
+
+    def _image_to_video(
+        self, spec: ImageToVideoSpec, ctx: RenderContext, output: Path
+    ) -> list[str]:
+        feature = "first_frame" if spec.last_image is None else "last_frame"
+        name = self.choose(feature, sound=spec.sound)
+        model = self.settings.models[name]
+        grid = GRIDS[model.pipeline]
+        shots = list(spec.shots) or []
+        prompts = [shot.prompt for shot in shots] or [spec.prompt]
+        seconds = [float(shot.seconds) for shot in shots] or [float(spec.duration)]
+        passes = plan(grid, seconds)
+        first = _rgb(spec.first_image)
+        last = _rgb(spec.last_image) if spec.last_image is not None else None
+        width, height = grid.size(*first.size, model.long_side)
+        pipeline = self.cache.get(name)
+        steps = _Steps(ctx, len(passes) * model.steps)
+        frames: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
+        start = first
+        for n, step in enumerate(passes):
+            rendered = self._call(
+                name,
+                pipeline,
+                steps,
+                image=start.resize((width, height)),
+                last_image=last.resize((width, height))
+                if last is not None and n == len(passes) - 1
+                else None,
+                prompt=prompts[step.shot],
+                height=height,
+                width=width,
+                num_frames=step.frames,
+                seed=spec.seed + n,
+            )
+            frames.extend(_kept(rendered, step))
+            start = Image.fromarray(frames[-1])
+        cuts = _cut_times(passes, grid)
+        notes = [f"rendered by {name} ({model.pipeline}), {len(passes)} passes"]
+        audio = None
+        if spec.sound:
+            audio = synthesize(spec.prompt, len(frames) / grid.fps, spec.seed, cuts)
+            notes.append(SYNTH_SOUND)
+        _write(output, frames, grid.fps, self.encoder, audio=audio)
+        return notes
+
+    def _video_edit(self, spec: VideoEditSpec, ctx: RenderContext, output: Path) -> list[str]:
+        name = self.choose("edit")
+        model = self.settings.models[name]
+        grid = GRIDS[model.pipeline]
+        info = probe(spec.video)
+        source = _resampled(iter_rgb_frames(spec.video), Fraction(info.fps), grid.fps)
+        seconds = len(source) / grid.fps
+        passes = plan(grid, [seconds])
+        width, height = grid.size(info.width, info.height, model.long_side)
+        references = [_rgb(path).resize((width, height)) for path in spec.reference_images]
+        pipeline = self.cache.get(name)
+        steps = _Steps(ctx, len(passes) * model.steps)
+        frames: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
+        for n, step in enumerate(passes):
+            made = len(frames)
+            video = [
+                Image.fromarray(f).resize((width, height)) for f in source[made : made + step.keep]
+            ]
+            # A continuing pass is anchored on the previous pass's last frame: kept (black
+            # mask), while the rest is generated (white mask) under the source's guidance.
+            keep_mask = [Image.new("L", (width, height), 255) for _ in video]
+            if step.continues:
+                video.insert(0, Image.fromarray(frames[-1]))
+                keep_mask.insert(0, Image.new("L", (width, height), 0))
+            while len(video) < step.frames:  # the grid rounds up: pad with the last frame
+                video.append(video[-1])
+                keep_mask.append(keep_mask[-1])
+            rendered = self._call(
+                name,
+                pipeline,
+                steps,
+                video=video,
+                mask=keep_mask,
+                reference_images=references or None,
+                prompt=spec.prompt,
+                height=height,
+                width=width,
+                num_frames=step.frames,
+                seed=spec.seed + n,
+            )
+            frames.extend(_kept(rendered, step))
+        template = spec.video if spec.keep_original_sound and info.has_audio else None
+        _write(output, frames, grid.fps, self.encoder, audio_from=template)
+        notes = [f"rendered by {name} ({model.pipeline}), {len(passes)} passes"]
+        if template is not None:
+            notes.append("sound: the source's audio, copied unchanged")
+        return notes
+
+    def _call(
+        self, name: str, pipeline: Any, steps: _Steps, *, seed: int, **inputs: Any
+    ) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """One pipeline call, with per-step progress and cancellation, GPU errors as task
+        errors; the frames as floats in [0, 1], shape (frames, height, width, 3)."""
+        torch = import_torch()
+        model = self.settings.models[name]
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        try:
+            result = pipeline(
+                **inputs,
+                num_inference_steps=model.steps,
+                guidance_scale=model.guidance_scale,
+                generator=torch.Generator(device="cpu").manual_seed(seed),
+                output_type="np",
+                callback_on_step_end=steps.callback,
+            )
+        except torch.OutOfMemoryError:
+            self.cache.release()
+            raise RenderFailed(
+                f"the GPU ran out of memory rendering {inputs['width']}x{inputs['height']}, "
+                f'{inputs["num_frames"]} frames with {name}: set "offload": "model" (or '
+                f'"sequential"), "vae_tiling": true or a smaller "long_side" for it in '
+                "REELGATE_DIFFUSERS__MODELS"
+            ) from None
+        except TaskCancelled:
+            self.cache.release()
+            raise
+        frames: np.ndarray[Any, np.dtype[np.float32]] = np.asarray(result.frames[0])
+        return frames
+
+
+class _Steps:
+    """Denoising steps across all passes: progress, and the place a cancel stops a job."""
+
+    def __init__(self, ctx: RenderContext, total: int) -> None:
+        self.ctx = ctx
+        self.total = max(1, total)
+        self.done = 0
+
+    def callback(self, pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> Any:
+        self.done += 1
+        self.ctx.report_progress(0.95 * self.done / self.total)
+        # Raised inside the pipeline: the job stops within one step and its tensors are freed.
+        self.ctx.raise_if_cancelled()
+        return tensors
+
+
+def _rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _kept(
+    rendered: np.ndarray[Any, np.dtype[np.float32]], step: Pass
+) -> Iterator[np.ndarray[Any, np.dtype[np.uint8]]]:
+    """The new frames of a pass, as uint8 (a continuing pass's first frame is already out)."""
+    start = 1 if step.continues else 0
+    for frame in rendered[start : start + step.keep]:
+        yield (np.clip(frame, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def _cut_times(passes: list[Pass], grid: Grid) -> list[float]:
+    """Seconds at which a new shot starts."""
+    made, cuts = 0, []
+    for previous, step in itertools.pairwise(passes):
+        made += previous.keep
+        if step.shot != previous.shot:
+            cuts.append(made / grid.fps)
+    return cuts
+
+
+def _resampled(
+    frames: Iterator[np.ndarray[Any, np.dtype[np.uint8]]], source_fps: Fraction, fps: int
+) -> list[np.ndarray[Any, np.dtype[np.uint8]]]:
+    """The source's frames at ``fps`` (nearest frame), as long as the source."""
+    decoded = list(frames)
+    count = round(len(decoded) / float(source_fps) * fps)
+    return [decoded[min(len(decoded) - 1, int(i * float(source_fps) / fps))] for i in range(count)]
+
+
+def _write(
+    output: Path,
+    frames: list[np.ndarray[Any, np.dtype[np.uint8]]],
+    fps: int,
+    encoder: EncoderSettings,
+    *,
+    audio: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+    audio_from: Path | None = None,
+) -> None:
+    height, width = frames[0].shape[:2]
+    if audio_from is None:
+        with MediaWriter(output, width, height, encoder, audio=audio is not None, fps=fps) as out:
+            for frame in frames:
+                out.write_frame(frame)
+            if audio is not None:
+                for start in range(0, audio.shape[1], AUDIO_RATE):
+                    out.write_audio(audio[:, start : start + AUDIO_RATE])
+        return
+    with av.open(str(audio_from)) as source:
+        template = source.streams.audio[0]
+        with MediaWriter(output, width, height, encoder, audio_template=template, fps=fps) as out:
+            for frame in frames:
+                out.write_frame(frame)
+            for packet in source.demux(template):
+                out.copy_audio_packet(packet)
