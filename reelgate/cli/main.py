@@ -280,11 +280,12 @@ def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     from reelgate.engines.registry import ENGINE_NAMES
 
     settings = Settings()
-    names = [
-        name
-        for name in ENGINE_NAMES
-        if name == "preview" or name in settings.engines_in_use() or settings.upstream_url
-    ]
+    configured = {
+        "preview": True,
+        "upstream": bool(settings.upstream_url),
+        "diffusers": bool(settings.diffusers.models),
+    }
+    names = [n for n in ENGINE_NAMES if configured.get(n) or n in settings.engines_in_use()]
     rows = [_engine_row(name, settings) for name in names]
     if as_json:
         print(json.dumps(rows))
@@ -294,6 +295,12 @@ def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         console.print(f"[bold]{row['name']}[/bold] {mark}: {row['detail']}")
         for model in row["routed"]:
             console.print(f"  {model}")
+        for model in row.get("openModels", []):
+            weights = "weights present" if model["weightsPresent"] else "weights missing"
+            console.print(
+                f"  {model['name']} ({model['pipeline']}: {', '.join(model['features'])}): "
+                f"{weights} at {model['path']}"
+            )
         for key in row.get("keys", []):
             state = key["outOfRotation"] or (
                 f"resting until {key['restingUntil']}" if key["restingUntil"] else "in rotation"
@@ -307,6 +314,7 @@ def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _engine_row(name: str, settings: Settings) -> dict[str, Any]:
     from reelgate.core.catalogue import CATALOGUE
     from reelgate.core.errors import ReelgateError
+    from reelgate.engines.diffusers.engine import DiffusersEngine
     from reelgate.engines.registry import load_engine
     from reelgate.engines.upstream import UpstreamEngine
     from reelgate.runtime import Runtime
@@ -340,6 +348,8 @@ def _engine_row(name: str, settings: Settings) -> dict[str, Any]:
             row["url"] = engine.url
             row["keys"] = [state.to_json() for state in engine.pool.states()]
             engine.close()
+        if isinstance(engine, DiffusersEngine):
+            row["openModels"] = engine.model_states()
     finally:
         if runtime is not None:
             runtime.close()

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -337,3 +341,34 @@ def test_missing_weights_say_where_they_were_looked_for(tmp_path: Path) -> None:
     assert not ready and "weights missing for wan" in why and "no GPU" in why
     with pytest.raises(EngineUnavailable, match=r"model_index\.json"):
         engine.cache.get("wan")
+
+
+def test_engines_lists_the_open_models_their_weights_and_the_gpu(
+    weights: dict[str, Path], tmp_path: Path
+) -> None:
+    models = {
+        "wan-i2v": {
+            "path": str(weights["wan-i2v"]),
+            "pipeline": "wan-i2v",
+            "features": ["first_frame"],
+        },
+        "vace": {"path": str(tmp_path / "absent"), "pipeline": "wan-vace", "features": ["edit"]},
+    }
+    env = {
+        **os.environ,
+        "REELGATE_DATA_DIR": str(tmp_path / "data"),
+        "REELGATE_DIFFUSERS__MODELS": json.dumps(models),
+    }
+    listing = subprocess.run(
+        [sys.executable, "-m", "reelgate", "engines", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    row = {r["name"]: r for r in json.loads(listing.stdout)}["diffusers"]
+    assert not row["ready"] and "weights missing for vace" in row["detail"]
+    assert "no GPU" in row["detail"]
+    present = {m["name"]: m["weightsPresent"] for m in row["openModels"]}
+    assert present == {"wan-i2v": True, "vace": False}
