@@ -372,3 +372,19 @@ def test_engines_lists_the_open_models_their_weights_and_the_gpu(
     assert "no GPU" in row["detail"]
     present = {m["name"]: m["weightsPresent"] for m in row["openModels"]}
     assert present == {"wan-i2v": True, "vace": False}
+
+
+def test_the_gpu_smoke_benchmark_runs_each_model_on_the_tiny_pipelines() -> None:
+    root = Path(__file__).resolve().parents[2]
+    smoke = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "gpu_smoke.py"), "--tiny"],
+        env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert smoke.returncode == 0, smoke.stderr[-2000:]
+    rows = [line.split() for line in smoke.stdout.splitlines() if line.startswith("wan-")]
+    assert [row[0] for row in rows] == ["wan-i2v", "wan-flf2v", "wan-vace"]
+    for row in rows:
+        assert row[3] == "48" and float(row[4]) > 0 and float(row[5]) > 0  # frames, s, MB
