@@ -35,9 +35,9 @@ def tiny_models(root: Path) -> dict[str, DiffusersModel]:
     return {
         kind: DiffusersModel(
             path=tiny.save(kind, root / "weights" / kind),
-            pipeline=pipelines[kind],  # type: ignore[arg-type]
-            features=features[kind],  # type: ignore[arg-type]
-            **small,  # type: ignore[arg-type]
+            pipeline=pipelines[kind],
+            features=features[kind],
+            **small,
         )
         for kind in tiny.KINDS
     }
