@@ -30,8 +30,18 @@ from reelgate.wire import Shot
 
 def tiny_models(root: Path) -> dict[str, DiffusersModel]:
     small = {"dtype": "float32", "steps": 2, "guidance_scale": 1.0, "long_side": 32}
-    features = {"wan-i2v": ["first_frame"], "wan-flf2v": ["last_frame"], "wan-vace": ["edit"]}
-    pipelines = {"wan-i2v": "wan-i2v", "wan-flf2v": "wan-i2v", "wan-vace": "wan-vace"}
+    features = {
+        "wan-i2v": ["first_frame"],
+        "wan-flf2v": ["last_frame"],
+        "wan-vace": ["edit"],
+        "ltx2": ["last_frame", "sound"],
+    }
+    pipelines = {
+        "wan-i2v": "wan-i2v",
+        "wan-flf2v": "wan-i2v",
+        "wan-vace": "wan-vace",
+        "ltx2": "ltx2",
+    }
     return {
         kind: DiffusersModel(
             path=tiny.save(kind, root / "weights" / kind),
@@ -54,7 +64,7 @@ def spec_for(model: DiffusersModel, seconds: int, media: Path) -> RenderSpec:
         first_image=first,
         last_image=last if "last_frame" in model.features else None,
         duration=seconds,
-        sound=False,
+        sound="sound" in model.features,
         multi_shot=False,
         shot_type="customize",
         shots=(Shot(prompt="a girl walks down a lantern street", seconds=seconds),),
@@ -78,9 +88,10 @@ def main(argv: list[str]) -> int:
         root = Path(scratch)
         settings = Settings()
         if args.tiny:
-            settings = settings.model_copy(
-                update={"diffusers": DiffusersSettings(device="cpu", models=tiny_models(root))}
+            tiny_settings = DiffusersSettings(
+                device="cpu", ltx2_audio=True, models=tiny_models(root)
             )
+            settings = settings.model_copy(update={"diffusers": tiny_settings})
         if not settings.diffusers.models:
             print("no model configured: set REELGATE_DIFFUSERS__MODELS, or pass --tiny")
             return 2

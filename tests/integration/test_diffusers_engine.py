@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,9 @@ class Recorder:
 
         return self.pipeline(**inputs, callback_on_step_end=count)
 
+    def __getattr__(self, name: str) -> Any:  # the pipeline's components (e.g. its vocoder)
+        return getattr(self.pipeline, name)
+
 
 @pytest.fixture
 def recorders(monkeypatch: pytest.MonkeyPatch) -> dict[str, Recorder]:
@@ -104,30 +108,40 @@ def recorders(monkeypatch: pytest.MonkeyPatch) -> dict[str, Recorder]:
     return found
 
 
-@pytest.fixture
-def gpu_host(
-    tmp_path: Path, weights: dict[str, Path], recorders: dict[str, Recorder]
-) -> Iterator[Any]:
-    settings = make_settings(
-        tmp_path / "data",
-        f"sqlite:///{tmp_path / 'reelgate.db'}",
-        engine="diffusers",
-        diffusers=diffusers_settings(weights),
+@contextmanager
+def serving(tmp_path: Path, settings: DiffusersSettings) -> Iterator[Any]:
+    """A reelgate with the diffusers engine: API over HTTP, one worker, and a key."""
+    runtime = Runtime.open(
+        make_settings(
+            tmp_path / "data",
+            f"sqlite:///{tmp_path / 'reelgate.db'}",
+            engine="diffusers",
+            diffusers=settings,
+        )
     )
-    runtime = Runtime.open(settings)
     stop = threading.Event()
     worker = Worker(runtime, concurrency=1, shutdown_grace_seconds=0)
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
-    with LiveServer(runtime) as server:
-        key = new_key(runtime)
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
-        ) as http:
-            yield http, runtime, recorders
-    stop.set()
-    thread.join(60)
-    runtime.close()
+    try:
+        with LiveServer(runtime) as server:
+            key = new_key(runtime)
+            with httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+            ) as http:
+                yield http, runtime
+    finally:
+        stop.set()
+        thread.join(60)
+        runtime.close()
+
+
+@pytest.fixture
+def gpu_host(
+    tmp_path: Path, weights: dict[str, Path], recorders: dict[str, Recorder]
+) -> Iterator[Any]:
+    with serving(tmp_path, diffusers_settings(weights)) as (http, runtime):
+        yield http, runtime, recorders
 
 
 def upload(http: httpx.Client, data: bytes, name: str = "in.png") -> str:
@@ -375,6 +389,7 @@ def test_engines_lists_the_open_models_their_weights_and_the_gpu(
 
 
 def test_the_gpu_smoke_benchmark_runs_each_model_on_the_tiny_pipelines() -> None:
+    KINDS = [[kind] for kind in tiny.KINDS]
     root = Path(__file__).resolve().parents[2]
     smoke = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "gpu_smoke.py"), "--tiny"],
@@ -384,7 +399,42 @@ def test_the_gpu_smoke_benchmark_runs_each_model_on_the_tiny_pipelines() -> None
         timeout=300,
     )
     assert smoke.returncode == 0, smoke.stderr[-2000:]
-    rows = [line.split() for line in smoke.stdout.splitlines() if line.startswith("wan-")]
-    assert [row[0] for row in rows] == ["wan-i2v", "wan-flf2v", "wan-vace"]
-    for row in rows:
-        assert row[3] == "48" and float(row[4]) > 0 and float(row[5]) > 0  # frames, s, MB
+    rows = [line.split() for line in smoke.stdout.splitlines() if line.split()[:1] in KINDS]
+    assert [row[0] for row in rows] == ["wan-i2v", "wan-flf2v", "wan-vace", "ltx2"]
+    frames = {row[0]: row[3] for row in rows}
+    assert frames == {"wan-i2v": "48", "wan-flf2v": "48", "wan-vace": "48", "ltx2": "72"}
+    assert all(float(row[4]) > 0 and float(row[5]) > 0 for row in rows)  # seconds, MB
+
+
+def test_sound_through_ltx2_is_made_with_the_video_when_enabled(
+    tmp_path: Path, weights: dict[str, Path], recorders: dict[str, Recorder]
+) -> None:
+    ltx2 = DiffusersModel(
+        path=weights["ltx2"],
+        pipeline="ltx2",
+        features=["first_frame", "last_frame", "sound"],
+        dtype="float32",
+        steps=2,
+        guidance_scale=1.0,
+        long_side=32,
+    )
+    settings = DiffusersSettings(device="cpu", ltx2_audio=True, models={"ltx2": ltx2})
+    with serving(tmp_path, settings) as (http, runtime):
+        body = {
+            "prompt": "fireworks over the street",
+            "firstImageUrl": upload(http, png((250, 10, 10))),
+            "lastImageUrl": upload(http, png((10, 10, 250))),
+            "duration": 3,
+            "sound": True,
+        }
+        clip = probe(http, run(http, I2V, body))
+        assert (clip["frames"], clip["fps"], clip["size"]) == (72, 24.0, (32, 32))  # 24 fps grid
+        assert abs(clip["audio_seconds"] - 3) < 0.05
+        (call,) = recorders["ltx2"].calls
+        assert call["num_frames"] == 73 and call["frame_rate"] == 24.0  # 8k+1 frames
+        first, last = call["conditions"]
+        assert (first.index, last.index) == (0, -1)
+        assert last.frames.getpixel((0, 0)) == (10, 10, 250)
+        notes = history(runtime)
+        assert any("generated with the video by ltx2" in n for n in notes)
+        assert not any(SYNTH_SOUND in n for n in notes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from reelgate.config import Settings
+from reelgate.config import DiffusersModel, Settings
 from reelgate.core.catalogue import Family
 from reelgate.core.errors import EngineUnavailable, RenderFailed, TaskCancelled
 from reelgate.engines.base import (
@@ -136,17 +137,17 @@ class DiffusersEngine:
         width, height = grid.size(*first.size, model.long_side)
         pipeline = self.cache.get(name)
         steps = _Steps(ctx, len(passes) * model.steps)
+        own_sound = spec.sound and self.settings.ltx2_audio and "sound" in model.features
         frames: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
+        sound: list[np.ndarray[Any, np.dtype[np.float32]]] = []
         start = first
         for n, step in enumerate(passes):
-            rendered = self._call(
+            end = last if last is not None and n == len(passes) - 1 else None
+            rendered, audio = self._call(
                 name,
                 pipeline,
                 steps,
-                image=start.resize((width, height)),
-                last_image=last.resize((width, height))
-                if last is not None and n == len(passes) - 1
-                else None,
+                **_key_frames(model, start, end, (width, height)),
                 prompt=prompts[step.shot],
                 height=height,
                 width=width,
@@ -154,14 +155,20 @@ class DiffusersEngine:
                 seed=spec.seed + n,
             )
             frames.extend(_kept(rendered, step))
+            if own_sound and audio is not None:
+                sound.append(_fitted(audio, step.keep / grid.fps))
             start = Image.fromarray(frames[-1])
-        cuts = _cut_times(passes, grid)
         notes = [f"rendered by {name} ({model.pipeline}), {len(passes)} passes"]
-        audio = None
-        if spec.sound:
-            audio = synthesize(spec.prompt, len(frames) / grid.fps, spec.seed, cuts)
+        track = None
+        if own_sound and sound:
+            track = np.concatenate(sound, axis=1)
+            notes.append(f"sound: generated with the video by {name}")
+        elif spec.sound:
+            track = synthesize(
+                spec.prompt, len(frames) / grid.fps, spec.seed, _cut_times(passes, grid)
+            )
             notes.append(SYNTH_SOUND)
-        _write(output, frames, grid.fps, self.encoder, audio=audio)
+        _write(output, frames, grid.fps, self.encoder, audio=track)
         return notes
 
     def _video_edit(self, spec: VideoEditSpec, ctx: RenderContext, output: Path) -> list[str]:
@@ -191,7 +198,7 @@ class DiffusersEngine:
             while len(video) < step.frames:  # the grid rounds up: pad with the last frame
                 video.append(video[-1])
                 keep_mask.append(keep_mask[-1])
-            rendered = self._call(
+            rendered, _sound = self._call(
                 name,
                 pipeline,
                 steps,
@@ -214,9 +221,10 @@ class DiffusersEngine:
 
     def _call(
         self, name: str, pipeline: Any, steps: _Steps, *, seed: int, **inputs: Any
-    ) -> np.ndarray[Any, np.dtype[np.float32]]:
+    ) -> tuple[np.ndarray[Any, np.dtype[np.float32]], Audio | None]:
         """One pipeline call, with per-step progress and cancellation, GPU errors as task
-        errors; the frames as floats in [0, 1], shape (frames, height, width, 3)."""
+        errors: the frames as floats in [0, 1], shape (frames, height, width, 3), and the
+        sound the model made with them, if it makes any."""
         torch = import_torch()
         model = self.settings.models[name]
         inputs = {k: v for k, v in inputs.items() if v is not None}
@@ -241,7 +249,50 @@ class DiffusersEngine:
             self.cache.release()
             raise
         frames: np.ndarray[Any, np.dtype[np.float32]] = np.asarray(result.frames[0])
-        return frames
+        audio = getattr(result, "audio", None)
+        if audio is None:
+            return frames, None
+        rate = int(pipeline.vocoder.config.output_sampling_rate)
+        samples = np.asarray(audio[0].float().cpu().numpy(), dtype=np.float32)
+        return frames, Audio(samples.reshape(-1, samples.shape[-1]), rate)
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Sound a model made: float samples, shape (channels, n), at ``rate`` Hz."""
+
+    samples: np.ndarray[Any, np.dtype[np.float32]]
+    rate: int
+
+
+def _key_frames(
+    model: DiffusersModel, first: Image.Image, last: Image.Image | None, size: tuple[int, int]
+) -> dict[str, Any]:
+    """How each pipeline takes its first (and last) frame, at the output's size."""
+    first = first.resize(size)
+    last = last.resize(size) if last is not None else None
+    if model.pipeline == "ltx2":
+        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+        conditions = [LTX2VideoCondition(frames=first, index=0, strength=1.0)]
+        if last is not None:
+            conditions.append(LTX2VideoCondition(frames=last, index=-1, strength=1.0))
+        return {"conditions": conditions, "frame_rate": float(GRIDS[model.pipeline].fps)}
+    return {"image": first, "last_image": last}
+
+
+def _fitted(audio: Audio, seconds: float) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """The model's sound as stereo at the output's rate, exactly ``seconds`` long (the model's
+    own length can differ by a few milliseconds: cut, or padded with silence)."""
+    samples = audio.samples if audio.samples.shape[0] >= 2 else np.repeat(audio.samples, 2, 0)
+    samples = samples[:2]
+    count = round(samples.shape[1] * AUDIO_RATE / audio.rate)
+    at = np.linspace(0, samples.shape[1] - 1, count) if count else np.zeros(0)
+    resampled = np.stack([np.interp(at, np.arange(samples.shape[1]), ch) for ch in samples])
+    wanted = round(seconds * AUDIO_RATE)
+    fitted = np.zeros((2, wanted), dtype=np.float32)
+    fitted[:, : min(wanted, count)] = np.clip(resampled[:, :wanted], -1.0, 1.0)
+    return fitted
 
 
 class _Steps:
