@@ -21,8 +21,7 @@ from pathlib import Path
 from reelgate.config import DiffusersModel, DiffusersSettings, Settings
 from reelgate.engines.base import ImageToVideoSpec, RenderContext, RenderSpec, VideoEditSpec
 from reelgate.engines.diffusers import tiny
-from reelgate.engines.diffusers.engine import DiffusersEngine
-from reelgate.engines.diffusers.grid import GRIDS
+from reelgate.engines.diffusers.engine import DiffusersEngine, model_grid
 from reelgate.engines.diffusers.loader import device_of, import_torch
 from reelgate.samples import write_sample_image, write_sample_video
 from reelgate.wire import Shot
@@ -116,7 +115,7 @@ def main(argv: list[str]) -> int:
             started = time.perf_counter()
             engine.render(spec, RenderContext(scratch_dir=media))
             took = time.perf_counter() - started
-            grid = GRIDS[model.pipeline]
+            grid = model_grid(model)
             width, height = grid.size(640, 360, model.long_side)
             frames = round(args.seconds * grid.fps)
             print(

@@ -97,6 +97,12 @@ class DiffusersModel(BaseModel):
     guidance_scale: float = 5.0
     #: The output's long side in pixels, before snapping to the model's grid.
     long_side: int = 832
+    #: The grid of a checkpoint that differs from its family's (Wan2.2 TI2V-5B: 24 fps, sides
+    #: of 32); unset means the family's (``engines/diffusers/grid.py``).
+    fps: int | None = None
+    side_multiple: int | None = None
+    #: The most frames of one pass.
+    max_frames: int | None = None
 
 
 class DiffusersSettings(BaseModel):

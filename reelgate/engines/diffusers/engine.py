@@ -33,7 +33,7 @@ from reelgate.engines.base import (
     RenderSpec,
     VideoEditSpec,
 )
-from reelgate.engines.diffusers.grid import GRIDS, Grid, Pass, plan
+from reelgate.engines.diffusers.grid import Grid, Pass, for_model, plan
 from reelgate.engines.diffusers.loader import (
     PipelineCache,
     device_of,
@@ -41,6 +41,7 @@ from reelgate.engines.diffusers.loader import (
     import_torch,
     weights_present,
 )
+from reelgate.engines.diffusers.sound import ProceduralSound, SoundSource
 from reelgate.engines.mediaio import (
     AUDIO_RATE,
     EncoderSettings,
@@ -48,12 +49,11 @@ from reelgate.engines.mediaio import (
     iter_rgb_frames,
     probe,
 )
-from reelgate.engines.preview.sound import synthesize
 
 log = logging.getLogger("reelgate.diffusers")
 
 #: What a task's history says about its sound when no audio model made it.
-SYNTH_SOUND = "sound: the preview engine's procedural synth (no audio model is enabled)"
+SYNTH_SOUND = f"sound: {ProceduralSound.name}"
 
 
 class DiffusersEngine:
@@ -65,6 +65,8 @@ class DiffusersEngine:
         self.settings = settings.diffusers
         self.cache = PipelineCache(self.settings)
         self.encoder = EncoderSettings()
+        #: Sound for models that make none.
+        self.sound: SoundSource = ProceduralSound()
 
     # -- what is here ----------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class DiffusersEngine:
         feature = "first_frame" if spec.last_image is None else "last_frame"
         name = self.choose(feature, sound=spec.sound)
         model = self.settings.models[name]
-        grid = GRIDS[model.pipeline]
+        grid = model_grid(model)
         shots = list(spec.shots) or []
         prompts = [shot.prompt for shot in shots] or [spec.prompt]
         seconds = [float(shot.seconds) for shot in shots] or [float(spec.duration)]
@@ -164,17 +166,16 @@ class DiffusersEngine:
             track = np.concatenate(sound, axis=1)
             notes.append(f"sound: generated with the video by {name}")
         elif spec.sound:
-            track = synthesize(
-                spec.prompt, len(frames) / grid.fps, spec.seed, _cut_times(passes, grid)
-            )
-            notes.append(SYNTH_SOUND)
+            cuts = _cut_times(passes, grid)
+            track = self.sound.track(spec.prompt, len(frames) / grid.fps, spec.seed, cuts)
+            notes.append(f"sound: {self.sound.name}")
         _write(output, frames, grid.fps, self.encoder, audio=track)
         return notes
 
     def _video_edit(self, spec: VideoEditSpec, ctx: RenderContext, output: Path) -> list[str]:
         name = self.choose("edit")
         model = self.settings.models[name]
-        grid = GRIDS[model.pipeline]
+        grid = model_grid(model)
         info = probe(spec.video)
         source = _resampled(iter_rgb_frames(spec.video), Fraction(info.fps), grid.fps)
         seconds = len(source) / grid.fps
@@ -277,7 +278,7 @@ def _key_frames(
         conditions = [LTX2VideoCondition(frames=first, index=0, strength=1.0)]
         if last is not None:
             conditions.append(LTX2VideoCondition(frames=last, index=-1, strength=1.0))
-        return {"conditions": conditions, "frame_rate": float(GRIDS[model.pipeline].fps)}
+        return {"conditions": conditions, "frame_rate": float(model_grid(model).fps)}
     return {"image": first, "last_image": last}
 
 
@@ -293,6 +294,15 @@ def _fitted(audio: Audio, seconds: float) -> np.ndarray[Any, np.dtype[np.float32
     fitted = np.zeros((2, wanted), dtype=np.float32)
     fitted[:, : min(wanted, count)] = np.clip(resampled[:, :wanted], -1.0, 1.0)
     return fitted
+
+
+def model_grid(model: DiffusersModel) -> Grid:
+    return for_model(
+        model.pipeline,
+        fps=model.fps,
+        side_multiple=model.side_multiple,
+        max_frames=model.max_frames,
+    )
 
 
 class _Steps:

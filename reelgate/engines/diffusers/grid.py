@@ -11,7 +11,7 @@ starts from the previous pass's last frame; that shared frame is kept once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,23 @@ class Grid:
             max(m, round(width * scale / m) * m),
             max(m, round(height * scale / m) * m),
         )
+
+
+def for_model(
+    pipeline: str,
+    *,
+    fps: int | None = None,
+    side_multiple: int | None = None,
+    max_frames: int | None = None,
+) -> Grid:
+    """The family's grid, with what one checkpoint changes of it."""
+    grid = GRIDS[pipeline]
+    return replace(
+        grid,
+        fps=fps or grid.fps,
+        side_multiple=side_multiple or grid.side_multiple,
+        max_frames=max_frames or grid.max_frames,
+    )
 
 
 WAN = Grid("wan", fps=16, frame_step=4, side_multiple=16, max_frames=81)
