@@ -27,7 +27,8 @@ from reelgate.samples import write_sample_image, write_sample_video
 from reelgate.wire import Shot
 
 
-def tiny_models(root: Path) -> dict[str, DiffusersModel]:
+def tiny_models(root: Path, saved: Path | None = None) -> dict[str, DiffusersModel]:
+    """The tiny pipelines as models: built into ``root``, or the ones already in ``saved``."""
     small = {"dtype": "float32", "steps": 2, "guidance_scale": 1.0, "long_side": 32}
     features = {
         "wan-i2v": ["first_frame"],
@@ -43,7 +44,7 @@ def tiny_models(root: Path) -> dict[str, DiffusersModel]:
     }
     return {
         kind: DiffusersModel(
-            path=tiny.save(kind, root / "weights" / kind),
+            path=saved / kind if saved else tiny.save(kind, root / "weights" / kind),
             pipeline=pipelines[kind],
             features=features[kind],
             **small,
@@ -82,13 +83,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny random-weight pipelines")
     parser.add_argument("--seconds", type=int, default=3, help="clip length (3-15)")
+    parser.add_argument("--weights", type=Path, help="with --tiny: pipelines saved there before")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="reelgate-smoke-") as scratch:
         root = Path(scratch)
         settings = Settings()
         if args.tiny:
             tiny_settings = DiffusersSettings(
-                device="cpu", ltx2_audio=True, models=tiny_models(root)
+                device="cpu", ltx2_audio=True, models=tiny_models(root, args.weights)
             )
             settings = settings.model_copy(update={"diffusers": tiny_settings})
         if not settings.diffusers.models:
