@@ -105,7 +105,7 @@ def long_task(cluster: Cluster) -> str:
 
 
 def running_with_progress(task: dict[str, Any]) -> bool:
-    return task["status"] == "RUNNING"
+    return bool(task["status"] == "RUNNING")
 
 
 def test_a_killed_worker_task_is_requeued_and_finished_by_another(cluster: Cluster) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from preview_support import Inputs
 
 from reelgate.engines.preview import PreviewEngine
 from reelgate.samples import write_sample_image, write_sample_video
+from tests.unit.engines.preview_support import Inputs
 
 #: Small renders keep the suite fast; the engine behaves the same at any size.
 TEST_LONG_SIDE = 320

@@ -102,4 +102,6 @@ def audio_packets(path: Path) -> list[bytes]:
 
 
 def mean_colour(frames: list[RGB]) -> npt.NDArray[np.float64]:
-    return np.mean([f.reshape(-1, 3).mean(axis=0) for f in frames], axis=0)
+    return np.asarray(
+        np.mean([f.reshape(-1, 3).mean(axis=0) for f in frames], axis=0), dtype=np.float64
+    )

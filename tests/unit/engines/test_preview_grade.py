@@ -6,11 +6,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-from preview_support import Inputs
 
 from reelgate.engines.mediaio import iter_key_frames, yuv420p_planes
 from reelgate.engines.preview.frames import FrameSize, load_rgb, planes
 from reelgate.engines.preview.grade import Grade, graded_yuv, lab_stats, stats_copy
+from tests.unit.engines.preview_support import Inputs
 
 
 def _frames(inputs: Inputs, every: int = 12) -> list[np.ndarray]:
@@ -68,8 +68,10 @@ def _exact(grade: Grade, frame: np.ndarray) -> list[np.ndarray]:
     half = (u.shape[1], u.shape[0])
     up = [cv2.resize(p, full, interpolation=cv2.INTER_LINEAR) for p in (u, v)]
     luma_half = cv2.resize(luma, half, interpolation=cv2.INTER_AREA)
-    graded_full = graded_yuv(grade.lut, cv2.merge([luma, *up]).reshape(-1, 1, 3))
-    graded_half = graded_yuv(grade.lut, cv2.merge([luma_half, u, v]).reshape(-1, 1, 3))
+    yuv_full = np.asarray(cv2.merge([luma, *up]), dtype=np.uint8).reshape(-1, 1, 3)
+    yuv_half = np.asarray(cv2.merge([luma_half, u, v]), dtype=np.uint8).reshape(-1, 1, 3)
+    graded_full = graded_yuv(grade.lut, yuv_full)
+    graded_half = graded_yuv(grade.lut, yuv_half)
     return [
         np.rint(graded_full[:, 0]).reshape(luma.shape),
         np.rint(graded_half[:, 1]).reshape(u.shape),
@@ -106,7 +108,7 @@ def test_padded_planes_grade_like_contiguous_frames(inputs: Inputs, prompt: str)
         reference=lab_stats([load_rgb(inputs.reference)]),
         palette=[stats_copy(rgb) for rgb in iter_key_frames(inputs.video, 8)],
     )
-    contiguous = narrow_grade.apply_i420(source.to_ndarray(format="yuv420p"))
+    contiguous = narrow_grade.apply_i420(np.asarray(source.to_ndarray(format="yuv420p"), np.uint8))
     out = av.VideoFrame(narrow, height, "yuv420p")
     narrow_grade.apply_planes(yuv420p_planes(source), yuv420p_planes(out))
     assert np.array_equal(out.to_ndarray(format="yuv420p"), contiguous)

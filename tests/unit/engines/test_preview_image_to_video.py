@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from preview_support import (
+
+from reelgate.core.errors import InvalidParameters, RenderFailed, TaskCancelled
+from reelgate.engines.mediaio import AAC_FRAME_SAMPLES, AUDIO_RATE, probe
+from reelgate.engines.preview import PreviewEngine
+from reelgate.engines.preview.frames import fit_to_frame, load_rgb, output_size
+from reelgate.engines.preview.mark import PreviewMark
+from reelgate.engines.preview.motion import Move, choose_move
+from tests.unit.engines.preview_support import (
     Inputs,
     audio_samples,
     decode_rgb,
@@ -17,13 +24,6 @@ from preview_support import (
     render,
     shots,
 )
-
-from reelgate.core.errors import InvalidParameters, RenderFailed, TaskCancelled
-from reelgate.engines.mediaio import AAC_FRAME_SAMPLES, AUDIO_RATE, probe
-from reelgate.engines.preview import PreviewEngine
-from reelgate.engines.preview.frames import fit_to_frame, load_rgb, output_size
-from reelgate.engines.preview.mark import PreviewMark
-from reelgate.engines.preview.motion import Move, choose_move
 
 
 def _expected_first(inputs: Inputs, long_side: int) -> np.ndarray:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from preview_support import (
+
+from reelgate.core.errors import TaskCancelled
+from reelgate.engines.mediaio import probe
+from reelgate.engines.preview import PreviewEngine
+from reelgate.engines.preview.frames import load_rgb
+from reelgate.engines.preview.grade import Style, prompt_styles
+from tests.unit.engines.preview_support import (
     Inputs,
     audio_packets,
     decode_rgb,
@@ -14,12 +20,6 @@ from preview_support import (
     mean_colour,
     render,
 )
-
-from reelgate.core.errors import TaskCancelled
-from reelgate.engines.mediaio import probe
-from reelgate.engines.preview import PreviewEngine
-from reelgate.engines.preview.frames import load_rgb
-from reelgate.engines.preview.grade import Style, prompt_styles
 
 
 def test_keeps_size_rate_and_frame_count(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from media_support import FakeDns, LoopbackOnlyTransport, MediaServer, video_bytes
 
 from reelgate.config import MediaSettings
 from reelgate.media import MediaFetcher
+from tests.unit.media.media_support import FakeDns, LoopbackOnlyTransport, MediaServer, video_bytes
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from media_support import (
+
+from reelgate.config import MediaSettings
+from reelgate.core.errors import FileTooLarge, InvalidUrl
+from reelgate.media import MediaFetcher
+from tests.unit.media.media_support import (
     FakeDns,
     LoopbackOnlyTransport,
     MediaServer,
@@ -20,10 +24,6 @@ from media_support import (
     image_bytes,
     self_signed_certificate,
 )
-
-from reelgate.config import MediaSettings
-from reelgate.core.errors import FileTooLarge, InvalidUrl
-from reelgate.media import MediaFetcher
 
 MB = 1024 * 1024
 

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from media_support import MediaServer, image_bytes
 from PIL import Image
 
 from reelgate.core.errors import FileProcessingFailed, InvalidParameters
 from reelgate.media import FetchedMedia, MediaFetcher
 from reelgate.media.probe import header_size
+from tests.unit.media.media_support import MediaServer, image_bytes
 
 
 def _png_header_only(width: int, height: int) -> bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from media_support import FakeDns
 
 from reelgate.core.errors import InvalidUrl
 from reelgate.media.netguard import NetworkPolicy, is_public_address, resolve_host
+from tests.unit.media.media_support import FakeDns
 
 NON_PUBLIC = [
     "127.0.0.1",

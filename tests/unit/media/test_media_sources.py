@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from media_support import image_bytes
 
 import reelgate.media
 from reelgate.config import MediaSettings
 from reelgate.core.errors import FileProcessingFailed, FileTooLarge, InvalidParameters, InvalidUrl
 from reelgate.media import FetchedMedia, MediaFetcher
+from tests.unit.media.media_support import image_bytes
 
 
 def _data_uri(body: bytes, mime: str = "image/png") -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 import av
 import httpx
 import pytest
-from media_support import MediaServer, image_bytes
 
 from reelgate.config import MediaSettings
 from reelgate.core.errors import FileProcessingFailed, InvalidParameters
 from reelgate.media import MediaFetcher
 from reelgate.media.probe import _decode_first_frame
+from tests.unit.media.media_support import MediaServer, image_bytes
 
 Videos = Callable[..., bytes]
 
