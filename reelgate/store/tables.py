@@ -67,6 +67,9 @@ class ApiKey(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     webhook_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: Fault injection for integrators, set by the operator (``reelgate keys faults``): what
+    #: ``reelgate.core.faults.Faults`` reads; None for a key that behaves normally.
+    faults: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Task(Base):
@@ -103,6 +106,12 @@ class Task(Base):
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: The upstream key whose concurrency slot this task holds while it is QUEUED or RUNNING.
     remote_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: Where the task's ``TASK_END`` event goes (the ``webhookUrl`` extension), and the base URL
+    #: that the request came through, for the result links inside the event.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    links_base_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    #: Not claimed before this time (fault injection's queue delay); None: at once.
+    run_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class TaskEvent(Base):
@@ -163,6 +172,50 @@ class UpstreamKey(Base):
     #: The balance its account status last reported (RH coins, as sent).
     balance: Mapped[str] = mapped_column(String(32), default="")
     checked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one ``TASK_END`` event of a task, written in the transaction that ended it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('PENDING', 'RETRYING', 'SUCCESS', 'FAILED')", name="status_valid"
+        ),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    #: A snowflake id: ``data.id`` of getWebhookDetail, and the ``webhook-id`` header.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), unique=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: PENDING (not tried yet), RETRYING (tried, will try again), SUCCESS, FAILED (gave up).
+    status: Mapped[str] = mapped_column(String(16))
+    #: The ``eventData`` string, fixed at the first attempt so that every retry sends the same
+    #: bytes; None until then.
+    event_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    #: A dispatcher holds a delivery until this time while it sends it.
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: The last answer (HTTP status and the start of the body) or the error, for getWebhookDetail.
+    last_response: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: Retries stop after this time (the retry window counts from the first event or redelivery).
+    give_up_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RateCounter(Base):
+    """Fixed-window request counters of the rate limiter, shared by every API process."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    #: Unix time at which the window ends and the counter starts again.
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class Meta(Base):
