@@ -467,3 +467,35 @@ def test_the_documented_receiver_processes_each_event_once_and_refuses_forgeries
     lines = output.strip().splitlines()
     assert len(lines) == 1, output
     assert lines[0].startswith(f"task {submitted['taskId']} ended SUCCESS: ['http")
+
+
+def test_the_sdk_sends_webhook_url_and_reads_and_resends_the_event(
+    live_server: LiveServer, api_key: str, worker: Worker, receiver: Receiver
+) -> None:
+    with reelgate.client.Client(live_server.url, api_key) as client:
+        task = client.image_to_video(
+            "pan left",
+            png_bytes(320, 320),
+            duration=3,
+            sound=False,
+            tier="std",
+            webhook_url=receiver.url,
+        )
+        assert task.wait().status == "SUCCESS"
+        (delivery,) = receiver.wait_for(1)
+        event = reelgate.client.verify_webhook(
+            client.webhook_secret(), delivery.headers, delivery.body
+        )
+        assert event.task_id == task.id
+        deadline = time.monotonic() + 30
+        while (shown := client.webhook_detail(task.id)).callback_status != "SUCCESS":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert (shown.id, shown.webhook_url) == (delivery.webhook_id, receiver.url)
+        client.retry_webhook(shown.id)
+        receiver.wait_for(2)
+        plain = client.image_to_video("pan", png_bytes(320, 320), duration=3, tier="std")
+        plain.wait()
+        with pytest.raises(reelgate.client.APIError) as refused:
+            client.webhook_detail(plain.id)
+        assert refused.value.code == "1"
