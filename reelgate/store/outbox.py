@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ class DueDelivery:
     give_up_at: datetime
     created_at: datetime
     webhook_secret: str
-    faults: dict[str, object] | None
+    faults: dict[str, Any] | None
 
 
 def enqueue(session: Session, *, task_id: int, api_key_id: int, url: str) -> int:

@@ -11,7 +11,6 @@ first attempt, then the event is FAILED (``retryWebhook`` starts a new round).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
@@ -23,6 +22,7 @@ import httpx
 
 from reelgate import __version__
 from reelgate.core.errors import InvalidUrl
+from reelgate.core.faults import Faults
 from reelgate.runtime import Runtime
 from reelgate.store import outbox
 from reelgate.store.outbox import DueDelivery
@@ -34,6 +34,7 @@ from reelgate.wire.webhooks import headers_for
 
 log = logging.getLogger("reelgate.webhooks")
 
+NO_FAULTS = Faults()
 #: How much of a receiver's answer is read (for getWebhookDetail); the rest is not wanted.
 ANSWER_BYTES = 512
 
@@ -90,8 +91,8 @@ class WebhookDispatcher:
                 outbox.postpone(session, due.id, utcnow() + timedelta(seconds=30))
 
     def _attempt_or_raise(self, due: DueDelivery) -> None:
-        delay, fail_rate = _webhook_faults(due.faults)
-        ready_at = due.created_at + timedelta(seconds=delay)
+        faults = Faults.from_stored(due.faults) or NO_FAULTS
+        ready_at = due.created_at + timedelta(seconds=faults.webhook_delay_seconds)
         if due.attempts == 0 and utcnow() < ready_at:
             # Fault injection: a slow webhook. Nothing is sent before its time.
             with self.runtime.db.write() as session:
@@ -101,7 +102,7 @@ class WebhookDispatcher:
         if data is None:
             data = event_data(self.runtime, due.task_id)
         body = event_body(due.task_id, data)
-        if fail_rate and _draw(due.id, due.attempts) < fail_rate:
+        if faults.fails_webhook(due.task_id, due.attempts + 1):
             delivered, response = False, "not sent: fault injection (webhook_fail_rate)"
         else:
             delivered, response = self._post(due, body)
@@ -173,22 +174,6 @@ class WebhookDispatcher:
             except httpx.HTTPError as exc:
                 return False, f"request failed ({exc})"
         return False, failure
-
-
-def _webhook_faults(stored: dict[str, object] | None) -> tuple[float, float]:
-    """The key's injected webhook faults: (delay in seconds, failure probability)."""
-    stored = stored or {}
-    delay, rate = stored.get("webhook_delay_seconds", 0), stored.get("webhook_fail_rate", 0)
-    return (
-        float(delay) if isinstance(delay, (int, float)) else 0.0,
-        float(rate) if isinstance(rate, (int, float)) else 0.0,
-    )
-
-
-def _draw(delivery_id: int, attempt: int) -> float:
-    """A reproducible number in [0, 1) for one attempt: injected failures can be predicted."""
-    digest = hashlib.sha256(f"webhook:{delivery_id}:{attempt}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def _read_some(response: httpx.Response, deadline: float) -> str:
