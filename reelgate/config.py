@@ -35,6 +35,15 @@ class MediaSettings(BaseModel):
     #: small files, and operators who want Kling's exact rule can set 720.
     min_video_side: int = 16
     max_video_side: int = 2160
+    #: Largest image accepted, in bytes once decoded: width × height × channels × bytes per
+    #: sample, read from the header before anything is decoded (16-bit samples count two bytes,
+    #: palette and 1-bit images count as decoded to RGB or RGBA). A pixel count alone lets a
+    #: small 16-bit PNG decode into gigabytes. The default admits a 4K 16-bit RGBA PNG (66 MB)
+    #: and a 50-megapixel photo.
+    max_decoded_image_bytes: int = 256 * MB
+    #: Largest video frame accepted, in bytes once decoded to RGB(A), by the same count; read
+    #: from the stream header, and decoders refuse any later frame larger than the header said.
+    max_decoded_frame_bytes: int = 128 * MB
     #: Non-public networks (CIDR) that media URLs may reach even when private networks are
     #: refused, e.g. an object store on the LAN.
     allowed_networks: list[str] = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import av
 import av.audio.stream
@@ -21,6 +21,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from reelgate.core.errors import FileProcessingFailed
+from reelgate.media.budget import open_video as open_video  # shared with the fetcher
+
+T = TypeVar("T")
 RGBFrame = npt.NDArray[np.uint8]
 #: Planar float samples in [-1, 1], shape (channels, samples).
 AudioBlock = npt.NDArray[np.float32]
@@ -213,7 +217,7 @@ class MediaInfo:
 
 def probe(path: Path) -> MediaInfo:
     """Size, frame rate, frame count and audio of a video file, without decoding pictures."""
-    with av.open(str(path)) as container:
+    with open_video(path) as container:
         if not container.streams.video:
             raise ValueError(f"{path.name} has no video stream")
         video = container.streams.video[0]
@@ -232,22 +236,40 @@ def probe(path: Path) -> MediaInfo:
         )
 
 
-def iter_rgb_frames(path: Path) -> Iterator[RGBFrame]:
-    """Decode a file's first video stream to RGB frames, one at a time."""
-    with av.open(str(path)) as container:
+def iter_rgb_frames(path: Path, size: tuple[int, int] | None = None) -> Iterator[RGBFrame]:
+    """Decode a file's first video stream to RGB frames, one at a time, each scaled to ``size``
+    (width, height) as it is decoded when given: only one full-size frame exists at a time."""
+    width, height = size if size is not None else (None, None)
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield cast(RGBFrame, frame.to_ndarray(format="rgb24"))
+        for frame in source_frames(container.decode(stream)):
+            scaled = frame.reformat(width=width, height=height, format="rgb24")
+            yield cast(RGBFrame, scaled.to_ndarray())
 
 
 def iter_key_frames(path: Path, limit: int) -> Iterator[RGBFrame]:
     """Decode up to ``limit`` key frames to RGB: a cheap sample of a whole video (the first
     frame is always one)."""
-    with av.open(str(path)) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
-        for count, frame in enumerate(container.decode(stream)):
+        for count, frame in enumerate(source_frames(container.decode(stream))):
             if count >= limit:
                 return
             yield cast(RGBFrame, frame.to_ndarray(format="rgb24"))
+
+
+def source_frames(items: Iterator[T]) -> Iterator[T]:
+    """``items`` decoded (or demuxed) from an input file, with FFmpeg's errors as
+    ``FileProcessingFailed``: the fetcher decoded only the start of the file, and a broken or
+    hostile rest (a cut-off stream, a frame larger than the stream declared) is the input's
+    fault, not the render's."""
+    try:
+        yield from items
+    except av.FFmpegError as exc:
+        reason = exc.strerror or type(exc).__name__
+        # Named as the fetcher names its errors: the one input video is an edit's videoUrl.
+        raise FileProcessingFailed(
+            f"videoUrl: the video could not be decoded to its end ({reason})"
+        ) from exc

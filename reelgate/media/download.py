@@ -9,9 +9,14 @@ part of the request). Errors are ``InvalidUrl`` (the URL could not be fetched) o
 from __future__ import annotations
 
 import binascii
+import contextlib
+import socket
+import threading
 import time
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -123,15 +128,25 @@ class HttpDownloader:
             self._client.close()
 
     def download(self, url: str, dest: Path) -> int:
-        """Stream ``url`` into ``dest``; returns the number of bytes written."""
+        """Stream ``url`` into ``dest``; returns the number of bytes written. The whole of it,
+        redirects included, ends by ``fetch_timeout_seconds``."""
         timeout = self._settings.fetch_timeout_seconds
         deadline = time.monotonic() + timeout
+        with _Watchdog(deadline) as watchdog:
+            return self._download(url, dest, deadline, watchdog)
+
+    def _download(self, url: str, dest: Path, deadline: float, watchdog: _Watchdog) -> int:
+        timeout = self._settings.fetch_timeout_seconds
         current = _parse_http_url(url)
         for _hop in range(self._settings.max_redirects + 1):
             try:
-                response = self._send(current, deadline)
+                response = self._send(current, deadline, watchdog)
             except httpx.TimeoutException as exc:
                 raise _timed_out(current, timeout) from exc
+            except InvalidUrl as exc:
+                if watchdog.fired:
+                    raise _timed_out(current, timeout) from exc
+                raise
             try:
                 if response.is_redirect:
                     try:
@@ -148,7 +163,7 @@ class HttpDownloader:
                     raise InvalidUrl(
                         f"unexpected HTTP {response.status_code} from {display_url(current)}"
                     )
-                return self._save(response, current, dest, deadline)
+                return self._save(response, current, dest, deadline, watchdog)
             finally:
                 response.close()
         raise InvalidUrl(
@@ -156,7 +171,7 @@ class HttpDownloader:
             f"{display_url(url)}"
         )
 
-    def _send(self, url: httpx.URL, deadline: float) -> httpx.Response:
+    def _send(self, url: httpx.URL, deadline: float, watchdog: _Watchdog) -> httpx.Response:
         host = url.raw_host.decode("ascii")
         port = url.port or (443 if url.scheme == "https" else 80)
         resolved = resolve_host(host, port, self._policy)
@@ -182,7 +197,11 @@ class HttpDownloader:
                     # on the same address. One connection per request keeps them apart.
                     "Connection": "close",
                 },
-                extensions={"sni_hostname": host, "timeout": httpx.Timeout(remaining).as_dict()},
+                extensions={
+                    "sni_hostname": host,
+                    "timeout": httpx.Timeout(remaining).as_dict(),
+                    "trace": watchdog.trace,
+                },
             )
             try:
                 return self._client.send(request, stream=True, follow_redirects=False)
@@ -194,7 +213,14 @@ class HttpDownloader:
                 raise InvalidUrl(f"request to {display_url(url)} failed ({exc})") from exc
         raise InvalidUrl(f"could not connect to {host} port {port} ({failure})")
 
-    def _save(self, response: httpx.Response, url: httpx.URL, dest: Path, deadline: float) -> int:
+    def _save(
+        self,
+        response: httpx.Response,
+        url: httpx.URL,
+        dest: Path,
+        deadline: float,
+        watchdog: _Watchdog,
+    ) -> int:
         cap = self._settings.max_input_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
@@ -213,11 +239,78 @@ class HttpDownloader:
                     # forever; the deadline bounds the whole transfer.
                     if time.monotonic() > deadline:
                         raise httpx.ReadTimeout("deadline passed")
+            if watchdog.fired:
+                # A body without a length ends when the connection does: the watchdog's
+                # shutdown reads as its end.
+                raise httpx.ReadTimeout("deadline passed")
         except httpx.TimeoutException as exc:
             raise _timed_out(url, self._settings.fetch_timeout_seconds) from exc
         except httpx.RequestError as exc:
+            if watchdog.fired:
+                raise _timed_out(url, self._settings.fetch_timeout_seconds) from exc
             raise InvalidUrl(f"download from {display_url(url)} broke off ({exc})") from exc
         return written
+
+
+class _Watchdog:
+    """Ends a download's connections when its deadline passes, whatever they are waiting for.
+
+    httpx's timeouts apply to each socket operation, so a server that keeps sending a byte
+    now and then (in its headers, where no check of ours runs, or in its body) would hold a
+    worker for as long as it likes. The watchdog learns each connection's socket from httpcore's
+    ``trace`` extension and shuts it down at the deadline: the blocked read returns at once and
+    the download fails as timed out. (During a TLS handshake the socket is between owners; a
+    handshake is still bounded by the connect timeout, and the socket is shut down as soon as
+    the handshake returns it.)
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for a TLS socket: SSLSocket.shutdown would tear down
+    # its TLS state under the thread that is reading from it.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _timed_out(url: httpx.URL | str, timeout: float) -> InvalidUrl:

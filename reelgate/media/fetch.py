@@ -167,7 +167,9 @@ class MediaFetcher:
 
     def _check_image(self, path: Path, sniffed: Sniffed, size: int, field: str) -> FetchedMedia:
         rules.check_image_format(sniffed)
-        info = probe.inspect_image(path, sniffed.ext)
+        info = probe.inspect_image(
+            path, sniffed.ext, max_decoded_bytes=self._settings.max_decoded_image_bytes
+        )
         rules.check_image(info, self._settings)
         return FetchedMedia(
             path=path,
@@ -183,7 +185,7 @@ class MediaFetcher:
 
     def _check_video(self, path: Path, sniffed: Sniffed, size: int, field: str) -> FetchedMedia:
         rules.check_video_format(sniffed)
-        info = probe.inspect_video(path)
+        info = probe.inspect_video(path, max_frame_bytes=self._settings.max_decoded_frame_bytes)
         rules.check_video(info, self._settings)
         return FetchedMedia(
             path=path,

@@ -1,25 +1,27 @@
 """Decoding enough of an image or video to know its true size, length and soundtrack.
 
-Images are decoded completely (a truncated file must fail here, not in an engine), but only
-after their header says the pixel count is sane. Videos are never loaded: container metadata
-gives size and duration, and one decoded frame proves the stream is playable. When the
-container does not state a duration, the packets' timestamps are read (demuxed, not decoded).
+Nothing is decoded before its header says what decoding will cost (``budget``): an image's
+pixels and decoded bytes, a video frame's decoded bytes and longest side. Images are then
+decoded completely (a truncated file must fail here, not in an engine), JPEGs at 1/8 scale.
+Videos are never loaded: container metadata gives size and duration, and one decoded frame
+proves the stream is playable; its decoder refuses frames larger than the stream declared.
+When the container does not state a duration, the packets' timestamps are read (demuxed, not
+decoded).
 
 Errors carry no field name; the caller adds it.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
 
 import av
 from PIL import Image
 
 from reelgate.core.errors import FileProcessingFailed, InvalidParameters, ReelgateError
+from reelgate.media.budget import ImageHeader, frame_bytes, open_video, read_image_header
 
 #: Largest image, in pixels, that is decoded at all (8192 x 8192, about 200 MB as RGB).
 #: It stays below Pillow's own bomb threshold (about 89 MP) so that Pillow never has to warn.
@@ -29,8 +31,6 @@ _PILLOW_FORMATS = {"png": "PNG", "jpg": "JPEG"}
 #: EXIF orientations that rotate by 90° or 270°, so that the displayed width is the stored height.
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
-#: JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic), which carry the size.
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 @dataclass(frozen=True)
@@ -52,72 +52,33 @@ class VideoInfo:
 # --- images -------------------------------------------------------------------------------------
 
 
-def header_size(path: Path, fmt: str) -> tuple[int, int] | None:
-    """Width and height from a PNG or JPEG header, read before any decoder touches the file."""
-    with path.open("rb") as f:
-        if fmt == "png":
-            head = f.read(24)
-            if len(head) == 24 and head[12:16] == b"IHDR":
-                width, height = struct.unpack(">II", head[16:24])
-                return int(width), int(height)
-            return None
-        if fmt == "jpg":
-            return _jpeg_size(f)
-    return None
-
-
-def _jpeg_size(f: BinaryIO) -> tuple[int, int] | None:
-    if f.read(2) != b"\xff\xd8":
-        return None
-    while True:
-        byte = f.read(1)
-        while byte == b"\xff":  # fill bytes before a marker
-            byte = f.read(1)
-        if not byte:
-            return None
-        marker = byte[0]
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
-            return None
-        raw_length = f.read(2)
-        if len(raw_length) != 2:
-            return None
-        (length,) = struct.unpack(">H", raw_length)
-        if marker in _JPEG_SOF:
-            frame = f.read(5)
-            if len(frame) != 5:
-                return None
-            height, width = struct.unpack(">HH", frame[1:5])
-            return int(width), int(height)
-        f.seek(length - 2, 1)
-        # The marker loop expects 0xFF next; anything else means a corrupt header.
-        if f.read(1) != b"\xff":
-            return None
-        f.seek(-1, 1)
-
-
-def inspect_image(path: Path, fmt: str) -> ImageInfo:
+def inspect_image(path: Path, fmt: str, *, max_decoded_bytes: int) -> ImageInfo:
     """Decode the whole image (``fmt`` is the sniffed ``png`` or ``jpg``) and return its size.
 
-    Raises ``InvalidParameters`` for more than ``MAX_IMAGE_PIXELS`` (a decompression bomb is
-    refused from its header, before decoding) and ``FileProcessingFailed`` when it does not
-    decode.
+    Raises ``InvalidParameters`` for more than ``MAX_IMAGE_PIXELS`` or ``max_decoded_bytes`` (a
+    decompression bomb is refused from its header, before decoding) and ``FileProcessingFailed``
+    when it does not decode. A JPEG is decoded at 1/8 scale: every byte of it is still read and
+    checked, in a 64th of the memory.
     """
-    size = header_size(path, fmt)
-    if size is not None:
-        _check_pixels(*size)
+    header = read_image_header(path, fmt)
+    if header is not None:
+        _check_decoded_size(header, max_decoded_bytes)
     try:
         # Only the sniffed format's plugin may open the file: no other decoder sees the bytes.
         with Image.open(path, formats=[_PILLOW_FORMATS[fmt]]) as im:
             width, height = im.size
-            _check_pixels(width, height)
+            if header is None or (header.width, header.height) != (width, height):
+                # Pillow read a header that ours did not find: count what it found.
+                header = _pillow_header(im)
+                _check_decoded_size(header, max_decoded_bytes)
+            if fmt == "jpg":
+                im.draft(None, (max(1, width // 8), max(1, height // 8)))
             im.load()
             orientation = im.getexif().get(_EXIF_ORIENTATION)
     except ReelgateError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        # Reached only if the header parse above missed the size; Pillow's guard still holds.
+        # Pillow's own guard, reached only if both header reads above missed the size.
         raise InvalidParameters(f"image has too many pixels to decode safely ({exc})") from exc
     except Exception as exc:
         # Broken files make Pillow raise a zoo of types (OSError, SyntaxError, ValueError,
@@ -130,6 +91,17 @@ def inspect_image(path: Path, fmt: str) -> ImageInfo:
     return ImageInfo(width, height)
 
 
+def _pillow_header(im: Image.Image) -> ImageHeader:
+    """An image's sample layout as Pillow opened it (before decoding), as ``ImageHeader``
+    counts it: 16-bit modes at two bytes, palettes and 1-bit as RGB(A)."""
+    width, height = im.size
+    if im.mode in ("1", "P", "PA"):
+        channels = 4 if im.mode == "PA" or "transparency" in im.info else 3
+        return ImageHeader(width, height, channels, 1)
+    wide = im.mode.startswith("I;16") or getattr(im, "bits", 8) > 8
+    return ImageHeader(width, height, len(im.getbands()), 2 if wide else 1)
+
+
 def _reason(exc: Exception, path: Path) -> str:
     """A decoder's complaint, without the worker's local path (callers see these messages)."""
     if isinstance(exc, av.FFmpegError) and exc.strerror:
@@ -137,32 +109,55 @@ def _reason(exc: Exception, path: Path) -> str:
     return str(exc).replace(f"'{path}'", "").replace(str(path), "").strip() or type(exc).__name__
 
 
-def _check_pixels(width: int, height: int) -> None:
-    if width * height > MAX_IMAGE_PIXELS:
+def _check_decoded_size(header: ImageHeader, max_decoded_bytes: int) -> None:
+    width, height = header.width, header.height
+    if header.pixels > MAX_IMAGE_PIXELS:
         raise InvalidParameters(
-            f"image is {width}x{height} px ({width * height / 1e6:.1f} megapixels); at most "
+            f"image is {width}x{height} px ({header.pixels / 1e6:.1f} megapixels); at most "
             f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels (8192x8192) are accepted"
         )
+    if header.decoded_bytes > max_decoded_bytes:
+        raise InvalidParameters(
+            f"image is {width}x{height} px with {header.describe()}, "
+            f"{_mb(header.decoded_bytes)} once decoded; at most {_mb(max_decoded_bytes)} "
+            f"({max_decoded_bytes} bytes) are accepted"
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
 
 
 # --- videos -------------------------------------------------------------------------------------
 
 
-def inspect_video(path: Path) -> VideoInfo:
+def inspect_video(path: Path, *, max_frame_bytes: int) -> VideoInfo:
     """Size, duration and audio presence of the first video stream, plus one decoded frame.
 
-    Raises ``InvalidParameters`` for a file without a video stream and ``FileProcessingFailed``
-    when the container or the stream does not decode.
+    Raises ``InvalidParameters`` for a file without a video stream, and, before anything is
+    decoded, for frames over ``max_frame_bytes`` once decoded; ``FileProcessingFailed`` when the
+    container or the stream does not decode.
     """
+
+    def check(headers: av.container.InputContainer) -> None:
+        if not headers.streams.video:
+            raise InvalidParameters("file has no video stream")
+        context = headers.streams.video[0].codec_context
+        if context.width <= 0 or context.height <= 0:
+            raise FileProcessingFailed("video stream has no frame size")
+        decoded = frame_bytes(context.width, context.height, context.format)
+        if decoded > max_frame_bytes:
+            raise InvalidParameters(
+                f"video frames are {context.width}x{context.height} px, {_mb(decoded)} each "
+                f"once decoded; at most {_mb(max_frame_bytes)} ({max_frame_bytes} bytes) are "
+                f"accepted"
+            )
+
     try:
-        with av.open(str(path), mode="r", metadata_errors="replace") as container:
-            if not container.streams.video:
-                raise InvalidParameters("file has no video stream")
+        with open_video(path, check=check, metadata_errors="replace") as container:
             stream = container.streams.video[0]
             width = stream.codec_context.width
             height = stream.codec_context.height
-            if width <= 0 or height <= 0:
-                raise FileProcessingFailed("video stream has no frame size")
             duration = _stated_duration(container, stream)
             rotation, end = _decode_first_frame(container, stream, scan_all=duration is None)
             has_audio = bool(container.streams.audio)

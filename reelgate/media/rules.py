@@ -19,19 +19,21 @@ VIDEO_FORMATS = ("mp4",)
 DURATION_TOLERANCE_SECONDS = 0.05
 
 
-def _got(sniffed: Sniffed) -> str:
-    return sniffed.ext if sniffed.kind == "image" else f"{sniffed.ext} {sniffed.kind}"
+def _got(sniffed: Sniffed, kind: str) -> str:
+    """What a file is, as an error message names it: ``webp``, ``mp4 video``, ``zip archive``."""
+    if sniffed.kind == kind:
+        return sniffed.ext
+    return "zip archive" if sniffed.kind == "zip" else f"{sniffed.ext} {sniffed.kind}"
 
 
 def check_image_format(sniffed: Sniffed) -> None:
     if sniffed.kind != "image" or sniffed.ext not in IMAGE_FORMATS:
-        raise InvalidParameters(f"image must be JPG or PNG, got {_got(sniffed)}")
+        raise InvalidParameters(f"image must be JPG or PNG, got {_got(sniffed, 'image')}")
 
 
 def check_video_format(sniffed: Sniffed) -> None:
     if sniffed.kind != "video" or sniffed.ext not in VIDEO_FORMATS:
-        got = sniffed.ext if sniffed.kind == "video" else f"{sniffed.ext} {sniffed.kind}"
-        raise InvalidParameters(f"video must be MP4, got {got}")
+        raise InvalidParameters(f"video must be MP4, got {_got(sniffed, 'video')}")
 
 
 def check_image(info: ImageInfo, settings: MediaSettings) -> None:

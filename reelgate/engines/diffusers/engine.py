@@ -17,7 +17,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -42,11 +41,13 @@ from reelgate.engines.diffusers.loader import (
     weights_present,
 )
 from reelgate.engines.diffusers.sound import ProceduralSound, SoundSource
+from reelgate.engines.images import SourceImage
 from reelgate.engines.mediaio import (
     AUDIO_RATE,
     EncoderSettings,
     MediaWriter,
     iter_rgb_frames,
+    open_video,
     probe,
 )
 
@@ -134,9 +135,12 @@ class DiffusersEngine:
         prompts = [shot.prompt for shot in shots] or [spec.prompt]
         seconds = [float(shot.seconds) for shot in shots] or [float(spec.duration)]
         passes = plan(grid, seconds)
-        first = _rgb(spec.first_image)
-        last = _rgb(spec.last_image) if spec.last_image is not None else None
-        width, height = grid.size(*first.size, model.long_side)
+        # The size follows the first image's header; the images are decoded only as large as
+        # that size needs.
+        with SourceImage(spec.first_image) as source:
+            width, height = grid.size(*source.size, model.long_side)
+            first = source.rgb((width, height))
+        last = _rgb(spec.last_image, (width, height)) if spec.last_image is not None else None
         pipeline = self.cache.get(name)
         steps = _Steps(ctx, len(passes) * model.steps)
         own_sound = spec.sound and self.settings.ltx2_audio and "sound" in model.features
@@ -177,19 +181,22 @@ class DiffusersEngine:
         model = self.settings.models[name]
         grid = model_grid(model)
         info = probe(spec.video)
-        source = _resampled(iter_rgb_frames(spec.video), Fraction(info.fps), grid.fps)
+        width, height = grid.size(info.width, info.height, model.long_side)
+        # Each frame is scaled to the model's size as it is decoded: the source's full-size
+        # frames are never held together.
+        frames_in = iter_rgb_frames(spec.video, (width, height))
+        source = _resampled(frames_in, Fraction(info.fps), grid.fps)
         seconds = len(source) / grid.fps
         passes = plan(grid, [seconds])
-        width, height = grid.size(info.width, info.height, model.long_side)
-        references = [_rgb(path).resize((width, height)) for path in spec.reference_images]
+        references = [
+            _rgb(path, (width, height)).resize((width, height)) for path in spec.reference_images
+        ]
         pipeline = self.cache.get(name)
         steps = _Steps(ctx, len(passes) * model.steps)
         frames: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
         for n, step in enumerate(passes):
             made = len(frames)
-            video = [
-                Image.fromarray(f).resize((width, height)) for f in source[made : made + step.keep]
-            ]
+            video = [Image.fromarray(f) for f in source[made : made + step.keep]]
             # A continuing pass is anchored on the previous pass's last frame: kept (black
             # mask), while the rest is generated (white mask) under the source's guidance.
             keep_mask = [Image.new("L", (width, height), 255) for _ in video]
@@ -321,9 +328,10 @@ class _Steps:
         return tensors
 
 
-def _rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
+def _rgb(path: Path, cover: tuple[int, int]) -> Image.Image:
+    """An input image, upright RGB, decoded no larger than needed to cover ``cover``."""
+    with SourceImage(path) as source:
+        return source.rgb(cover)
 
 
 def _kept(
@@ -372,7 +380,7 @@ def _write(
                 for start in range(0, audio.shape[1], AUDIO_RATE):
                     out.write_audio(audio[:, start : start + AUDIO_RATE])
         return
-    with av.open(str(audio_from)) as source:
+    with open_video(audio_from) as source:
         template = source.streams.audio[0]
         with MediaWriter(output, width, height, encoder, audio_template=template, fps=fps) as out:
             for frame in frames:

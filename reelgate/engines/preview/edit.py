@@ -14,16 +14,19 @@ from typing import Any, TypeAlias
 import av
 
 from reelgate.engines.base import RenderContext, VideoEditSpec
+from reelgate.engines.images import SourceImage, cover_long_side
 from reelgate.engines.mediaio import (
     EncoderSettings,
     MediaWriter,
     iter_key_frames,
+    open_video,
     probe,
+    source_frames,
     yuv420p_planes,
 )
 from reelgate.engines.preview import pipeline
-from reelgate.engines.preview.frames import FrameSize, load_rgb
-from reelgate.engines.preview.grade import Grade, lab_stats, stats_copy
+from reelgate.engines.preview.frames import U8, FrameSize, load_covering
+from reelgate.engines.preview.grade import STATS_LONG_SIDE, Grade, lab_stats, stats_copy
 from reelgate.engines.preview.mark import PreviewMark
 
 #: Key frames sampled for the source's colour statistics.
@@ -40,7 +43,7 @@ def render_video_edit(
     if info.width % 2 or info.height % 2:
         raise ValueError(f"the source is {info.width}x{info.height}; H.264 4:2:0 needs even sides")
     size = FrameSize(info.width, info.height)
-    references = [load_rgb(path) for path in spec.reference_images]
+    references = [_reference(path) for path in spec.reference_images]
     key_frames = [stats_copy(rgb) for rgb in iter_key_frames(spec.video, STATS_KEY_FRAMES)]
     grade = Grade(
         spec.prompt,
@@ -53,30 +56,33 @@ def render_video_edit(
     keep_audio = spec.keep_original_sound and info.has_audio
 
     def items() -> Iterator[Item]:
-        with av.open(str(spec.video)) as source:
+        with open_video(spec.video) as source:
             video = source.streams.video[0]
             # One decoding thread: the encoder keeps both cores busy, and frame threading
             # only adds CPU time (decoding runs beside the encoder on this thread anyway).
             video.codec_context.thread_count = 1
             streams = [video, source.streams.audio[0]] if keep_audio else [video]
-            for packet in source.demux(*streams):
-                if packet.stream.type == "audio":
-                    yield packet
+            for item in source_frames(_decoded(source.demux(*streams))):
+                if not isinstance(item, av.VideoFrame):
+                    yield item
                     continue
-                for frame in packet.decode():
-                    assert isinstance(frame, av.VideoFrame)
-                    if frame.format.name != "yuv420p":
-                        frame = frame.reformat(format="yuv420p")
-                    # Read the decoded planes and write the graded ones straight into the
-                    # frame the encoder gets: no copies of whole frames.
-                    graded = av.VideoFrame(size.width, size.height, "yuv420p")
-                    out = yuv420p_planes(graded)
-                    grade.apply_planes(yuv420p_planes(frame), out)
-                    if mark is not None:
-                        mark.apply_planes(*out)
-                    yield graded
+                frame = item
+                if (frame.width, frame.height) != (size.width, size.height):
+                    # A stream may change its size mid-way (within what its decoder admits);
+                    # the output keeps the size it started with.
+                    frame = frame.reformat(size.width, size.height, format="yuv420p")
+                elif frame.format.name != "yuv420p":
+                    frame = frame.reformat(format="yuv420p")
+                # Read the decoded planes and write the graded ones straight into the
+                # frame the encoder gets: no copies of whole frames.
+                graded = av.VideoFrame(size.width, size.height, "yuv420p")
+                out = yuv420p_planes(graded)
+                grade.apply_planes(yuv420p_planes(frame), out)
+                if mark is not None:
+                    mark.apply_planes(*out)
+                yield graded
 
-    with av.open(str(spec.video)) as template_source:
+    with open_video(spec.video) as template_source:
         template = template_source.streams.audio[0] if keep_audio else None
         with MediaWriter(
             output, size.width, size.height, settings, audio_template=template, fps=info.fps
@@ -95,3 +101,22 @@ def render_video_edit(
                 info.frame_count,
                 counts=lambda item: isinstance(item, av.VideoFrame),
             )
+
+
+def _reference(path: Path) -> U8:
+    """A reference image's statistics copy, decoded no larger than that copy needs: up to four
+    full-size references would otherwise be held at once."""
+    with SourceImage(path) as source:
+        cover = cover_long_side(source.size, STATS_LONG_SIDE)
+        return stats_copy(load_covering(source, FrameSize(*cover)))
+
+
+def _decoded(packets: Iterator[av.Packet[Any]]) -> Iterator[Item]:
+    """Audio packets as they are, video packets decoded into their frames."""
+    for packet in packets:
+        if packet.stream.type == "audio":
+            yield packet
+            continue
+        for frame in packet.decode():
+            assert isinstance(frame, av.VideoFrame)
+            yield frame

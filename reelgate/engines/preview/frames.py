@@ -15,7 +15,8 @@ from typing import Any, cast
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+
+from reelgate.engines.images import SourceImage
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -47,11 +48,17 @@ def _even(value: float) -> int:
     return max(2, 2 * round(value / 2))
 
 
-def load_rgb(path: Path) -> U8:
-    """An image file as RGB, upright (EXIF orientation applied), alpha dropped."""
-    with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image)
-        return np.asarray(upright.convert("RGB"), dtype=np.uint8)
+def load_rgb(path: Path, cover: FrameSize | None = None) -> U8:
+    """An image file as RGB, upright (EXIF orientation applied), alpha dropped; decoded no
+    larger than needed to cover ``cover`` (see ``SourceImage.rgb``), full size without it."""
+    with SourceImage(path) as source:
+        return load_covering(source, cover)
+
+
+def load_covering(source: SourceImage, cover: FrameSize | None) -> U8:
+    """``source`` as an RGB array at least ``cover`` on both sides (where it is that large)."""
+    wanted = (cover.width, cover.height) if cover is not None else None
+    return np.asarray(source.rgb(wanted), dtype=np.uint8)
 
 
 def fit_to_frame(rgb: U8, size: FrameSize) -> U8:

@@ -8,10 +8,12 @@ from pathlib import Path
 import av
 
 from reelgate.engines.base import ImageToVideoSpec, RenderContext
+from reelgate.engines.images import SourceImage
 from reelgate.engines.mediaio import AUDIO_RATE, EncoderSettings, MediaWriter, i420_frame
 from reelgate.engines.preview import pipeline
 from reelgate.engines.preview.frames import (
     fit_to_frame,
+    load_covering,
     load_rgb,
     new_i420,
     output_size,
@@ -38,12 +40,14 @@ def render_image_to_video(
     settings: EncoderSettings,
 ) -> None:
     fps = settings.fps
-    first_rgb = load_rgb(spec.first_image)
-    size = output_size(first_rgb.shape[1], first_rgb.shape[0], long_side)
-    first = rgb_to_i420(fit_to_frame(first_rgb, size))
+    # The frame size follows the first image's header; both images are decoded only as large
+    # as that frame needs.
+    with SourceImage(spec.first_image) as source:
+        size = output_size(*source.size, long_side)
+        first = rgb_to_i420(fit_to_frame(load_covering(source, size), size))
     morph = None
     if spec.last_image is not None:
-        last = rgb_to_i420(fit_to_frame(load_rgb(spec.last_image), size))
+        last = rgb_to_i420(fit_to_frame(load_rgb(spec.last_image, size), size))
         morph = FlowMorph(first, last, size)
     shots = plan_shots(spec, fps)
     total = shots[-1].end

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import socket
 import ssl
 import subprocess
@@ -171,7 +172,11 @@ class MediaServer:
     - ``/status/<code>``: an empty response with that status;
     - ``/huge``: announces a terabyte in Content-Length;
     - ``/unsized/<n>``: ``n`` bytes without Content-Length, so only a running count can stop it;
-    - ``/slow``: answers after 5 s; ``/trickle``: sends one byte every 0.1 s.
+    - ``/slow``: answers after 5 s; ``/trickle``: sends one byte every 0.1 s;
+    - ``/forever``: headers, then a byte every 50 ms for as long as anyone listens;
+    - ``/trickle-headers``: a header line that never ends, a byte every 50 ms;
+    - ``/lie/short/<name>``: a file with a Content-Length twice its size (the connection then
+      closes); ``/lie/long/<name>``: with a Content-Length half its size (the rest follows).
     """
 
     def __init__(self) -> None:
@@ -249,10 +254,36 @@ class MediaServer:
                         break
                     h.wfile.write(b"x")
                     h.wfile.flush()
+            elif parts[0] == "forever":
+                h.send_response(200)
+                h.send_header("Content-Type", "image/png")
+                h.end_headers()
+                self._drip(h, b"\x89PNG\r\n\x1a\n", b"\0")
+            elif parts[0] == "trickle-headers":
+                h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Padding: ")
+                self._drip(h, b"", b"a")
+            elif parts[0] == "lie" and parts[2] in self.files:
+                body = self.files[parts[2]].body
+                declared = len(body) * 2 if parts[1] == "short" else len(body) // 2
+                h.send_response(200)
+                h.send_header("Content-Length", str(declared))
+                h.send_header("Connection", "close")
+                h.end_headers()
+                h.wfile.write(body)
+                h.close_connection = True
             else:
                 self._send(h, 404, b"not found")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up first, which is what several tests want
+
+    def _drip(self, h: BaseHTTPRequestHandler, first: bytes, then: bytes) -> None:
+        """Send ``first`` and then ``then`` over and over, a byte every 50 ms, until the client
+        hangs up or the server stops."""
+        for byte in itertools.chain(first, itertools.cycle(then)):
+            if self.stopping.wait(0.05):
+                return
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
 
     @staticmethod
     def _send(

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from reelgate.config import MediaSettings
-from reelgate.core.errors import FileTooLarge, InvalidUrl
+from reelgate.core.errors import FileProcessingFailed, FileTooLarge, InvalidUrl
 from reelgate.media import MediaFetcher
 from tests.unit.media.media_support import (
     FakeDns,
@@ -273,6 +273,45 @@ def test_trickling_server_hits_the_overall_deadline(
     with pytest.raises(InvalidUrl, match="timed out after 1 s"):
         fetcher.fetch_image(f"{server.base}/trickle", "firstImageUrl", dest)
     assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize("route", ["/forever", "/trickle-headers"])
+def test_a_server_that_never_finishes_is_cut_off_at_the_deadline(
+    fetcher: MediaFetcher, server: MediaServer, dest: Path, route: str
+) -> None:
+    """A byte every 50 ms keeps every per-read timeout happy for ever, in the body or in the
+    headers (where no check between reads could run): only the deadline on the whole fetch
+    ends it."""
+    started = time.monotonic()
+    with pytest.raises(InvalidUrl) as info:
+        fetcher.fetch_image(f"{server.base}{route}", "firstImageUrl", dest)
+    assert info.value.detail == (
+        f"firstImageUrl: fetching {server.base}{route} timed out after 1 s"
+    )
+    assert time.monotonic() - started < 10  # ends: without the deadline it never would
+    assert not any(dest.iterdir())
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(
+    fetcher: MediaFetcher, server: MediaServer, png_url: str, dest: Path
+) -> None:
+    with pytest.raises(InvalidUrl) as info:
+        fetcher.fetch_image(f"{server.base}/lie/short/ok.png", "firstImageUrl", dest)
+    assert info.value.code == "1001"
+    assert f"download from {server.base}/lie/short/ok.png broke off" in str(info.value)
+    assert not any(dest.iterdir())
+
+
+def test_a_body_longer_than_its_content_length_is_cut_where_it_said(
+    fetcher: MediaFetcher, server: MediaServer, png_url: str, dest: Path
+) -> None:
+    """The declared length frames the body: what follows it is never read, so the file is the
+    first half of the PNG, which does not decode."""
+    with pytest.raises(FileProcessingFailed) as info:
+        fetcher.fetch_image(f"{server.base}/lie/long/ok.png", "firstImageUrl", dest)
+    assert info.value.code == "1013"
+    assert "png image could not be decoded" in str(info.value)
+    assert not any(dest.iterdir())
 
 
 @pytest.mark.parametrize("inject", [False, True])

@@ -13,7 +13,7 @@ from PIL import Image
 
 from reelgate.core.errors import FileProcessingFailed, InvalidParameters
 from reelgate.media import FetchedMedia, MediaFetcher
-from reelgate.media.probe import header_size
+from reelgate.media.budget import header_size
 from tests.unit.media.media_support import MediaServer, image_bytes
 
 
