@@ -8,10 +8,12 @@ import math
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from reelgate import admin
+from reelgate.admin import CancelSummary, DisabledKey, ListedTask, TaskFilter
 from reelgate.core.catalogue import ModelSpec, get_model
 from reelgate.core.errors import (
     Conflict,
@@ -39,6 +41,8 @@ from reelgate.store.tables import ApiKey, Task, utcnow
 from reelgate.wire import AccountStatus, QueueStatus
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from reelgate.engines.upstream.prices import UpstreamPrices
 
 _ids = SnowflakeGenerator()
@@ -119,14 +123,16 @@ class Service:
     def create_key(
         self, name: str, *, coins: int | None = None, concurrency: int | None = None
     ) -> repo.NewKey:
-        """Create a key; amounts left out come from the settings. Only its hash is stored."""
+        """Create a key; amounts left out come from the settings. Only its hash is stored.
+
+        A blank or over-long name and amounts the tables cannot hold (or that would leave the
+        key's tasks waiting for ever, like a concurrency of 0) are refused with
+        ``InvalidParameters``: nothing is created then.
+        """
         coins = self.settings.default_key_coins if coins is None else coins
         if concurrency is None:
             concurrency = self.settings.default_key_concurrency
-        if concurrency < 1:
-            raise InvalidParameters(f"concurrency must be at least 1, not {concurrency}")
-        if coins < 0:
-            raise InvalidParameters(f"coins cannot be negative, not {coins}")
+        name = admin.checked_key_settings(name, coins, concurrency)
         with self.db.write() as session:
             return repo.create_key(
                 session,
@@ -161,24 +167,82 @@ class Service:
         with self.db.read() as session:
             return repo.list_keys(session)
 
-    def disable_key(self, name: str) -> ApiKey:
-        """Disable the one key ``name`` designates: the key itself, its prefix or its id.
+    def disable_key(self, name: str, *, cancel_running: bool = False) -> DisabledKey:
+        """Disable the one key ``name`` designates (the key itself, its prefix or its id), and
+        cancel its QUEUED tasks (and its RUNNING ones with ``cancel_running``) with full
+        refunds, in the same transaction.
 
         A prefix is tried before an id, since a prefix may be all digits. A prefix that several
         keys share is refused with their ids (``InvalidParameters``), as is a name that matches
-        no key: nothing is disabled then.
+        no key: nothing is disabled then. Disabling a disabled key cancels what is left.
         """
+        statuses = admin.CANCELLABLE if cancel_running else (TaskStatus.QUEUED,)
         with self.db.write() as session:
-            found = repo.keys_named(session, name)
-            if not found:
-                raise InvalidParameters(f"no key matches {name!r}")
-            if len(found) > 1:
-                ids = ", ".join(str(key.id) for key in found)
-                raise InvalidParameters(
-                    f"{len(found)} keys start with {name!r} (ids {ids}); name one by its id"
-                )
-            repo.set_key_disabled(session, found[0], True)
-            return found[0]
+            key = _one_key(session, name)
+            # Disabled first: on PostgreSQL this update takes the key's row lock, which claims
+            # skip and a racing submit waits for (and is then refused by ``repo.take_coins``),
+            # so no task of the key starts or arrives while its tasks are read and cancelled.
+            repo.set_key_disabled(session, key, True)
+            candidates = repo.task_states(session, statuses=statuses, key_id=key.id)
+            summary = admin.cancel_each(session, candidates, statuses, detail="key disabled")
+            session.refresh(key)  # its coins, after the refunds
+            return DisabledKey(key, summary)
+
+    def cancel_tasks(
+        self,
+        *,
+        key: str | None = None,
+        every_key: bool = False,
+        task_ids: list[int] | None = None,
+        statuses: tuple[TaskStatus, ...] = (TaskStatus.QUEUED,),
+    ) -> CancelSummary:
+        """Cancel, with full refunds, the tasks in ``statuses`` (QUEUED, RUNNING) of one key
+        (named as ``disable_key`` names it), of ``every_key``, or among ``task_ids``.
+
+        Exactly one of the three selections is required (``InvalidParameters`` otherwise).
+        Named tasks in another status, and ids that name no task, are reported as skipped.
+        """
+        chosen = (key is not None) + every_key + bool(task_ids)
+        if chosen != 1:
+            raise InvalidParameters(
+                "say which tasks to cancel: one key's, every key's, or tasks by id"
+                + (" (only one of these)" if chosen else "")
+            )
+        wanted = admin.checked_statuses(statuses)
+        with self.db.write() as session:
+            skipped: dict[int, TaskStatus | None] = {}
+            if task_ids:
+                found = dict(repo.task_states(session, task_ids=task_ids))
+                candidates = sorted((i, s) for i, s in found.items() if s in wanted)
+                skipped = {
+                    i: found.get(i) for i in sorted(set(task_ids)) if found.get(i) not in wanted
+                }
+            else:
+                key_id = _one_key(session, key).id if key is not None else None
+                candidates = repo.task_states(session, statuses=wanted, key_id=key_id)
+            summary = admin.cancel_each(
+                session, candidates, wanted, detail="cancelled by the operator"
+            )
+        return replace(summary, skipped={**skipped, **summary.skipped})
+
+    def list_tasks(self, filters: TaskFilter) -> list[ListedTask]:
+        """Tasks of every key (or of ``filters.key``), newest first, at most ``filters.limit``."""
+        if not 1 <= filters.limit <= admin.MAX_TASK_LISTING:
+            raise InvalidParameters(
+                f"the limit must be between 1 and {admin.MAX_TASK_LISTING}, not {filters.limit}"
+            )
+        since = admin.stored_time(filters.since) if filters.since is not None else None
+        with self.db.read() as session:
+            key_id = _one_key(session, filters.key).id if filters.key is not None else None
+            rows = repo.list_tasks(
+                session,
+                limit=filters.limit,
+                key_id=key_id,
+                statuses=filters.statuses,
+                model=filters.model.strip("/") if filters.model is not None else None,
+                since=since,
+            )
+        return [ListedTask(task, key.name, key.key_prefix) for task, key in rows]
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -203,6 +267,8 @@ class Service:
                 if repo.queued_count(session, caller.id) >= caller.queue_cap:
                     raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
                 if not repo.take_coins(session, caller.id, price):
+                    if repo.key_disabled(session, caller.id):  # since it was authenticated
+                        raise InvalidApiKey("this API key is disabled")
                     balance = repo.key_balance(session, caller.id)
                     raise InsufficientBalance(
                         f"this task needs {price} coins, the key has {balance}"
@@ -457,3 +523,21 @@ def _parse_task_id(task_id: Any) -> int:
     if not is_task_id(task_id) or int(task_id) >= 2**63:
         raise TaskNotFound(f"no task {task_id}")
     return int(task_id)
+
+
+def _one_key(session: Session, name: str) -> ApiKey:
+    """The one key ``name`` designates: the key itself, its prefix or its id.
+
+    A prefix is tried before an id, since a prefix may be all digits. A prefix that several
+    keys share is refused with their ids (``InvalidParameters``), as is a name that matches no
+    key.
+    """
+    found = repo.keys_named(session, name)
+    if not found:
+        raise InvalidParameters(f"no key matches {name!r}")
+    if len(found) > 1:
+        ids = ", ".join(str(key.id) for key in found)
+        raise InvalidParameters(
+            f"{len(found)} keys start with {name!r} (ids {ids}); name one by its id"
+        )
+    return found[0]

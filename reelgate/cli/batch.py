@@ -137,7 +137,7 @@ def batch(
         ),
     ] = 4,
     out_dir: Annotated[
-        Path, typer.Option("-o", "--output", help="Directory for the outputs.")
+        Path, typer.Option("-o", "--output", file_okay=False, help="Directory for the outputs.")
     ] = Path("."),
     download: Annotated[
         bool, typer.Option("--download/--no-download", help="Save each job's outputs.")
@@ -145,11 +145,14 @@ def batch(
     journal_path: Annotated[
         Path | None,
         typer.Option(
-            "--journal", help="Journal file [default: JOBS.jsonl.journal].", show_default=False
+            "--journal",
+            dir_okay=False,
+            help="Journal file [default: JOBS.jsonl.journal].",
+            show_default=False,
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Longest wait per task, seconds.")
+        float, typer.Option("--timeout", min=0, help="Longest wait per task, seconds.")
     ] = 1800.0,
     resubmit_unknown: Annotated[
         bool,

@@ -43,19 +43,39 @@ ApiKey = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (always with the taskId).")]
-OutDir = Annotated[Path, typer.Option("-o", "--output", help="Directory for the outputs.")]
+OutDir = Annotated[
+    Path, typer.Option("-o", "--output", file_okay=False, help="Directory for the outputs.")
+]
 Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the task to finish.")]
 Download = Annotated[
     bool, typer.Option("--download/--no-download", help="Save the outputs once finished.")
 ]
 Timeout = Annotated[
-    float, typer.Option("--timeout", help="Longest wait in seconds; then exit 3 (still running).")
+    float,
+    typer.Option("--timeout", min=0, help="Longest wait in seconds; then exit 3 (still running)."),
 ]
 Tier = Annotated[str, typer.Option("--tier", help="Model tier: pro or std.")]
+#: The longest ``Idempotency-Key`` a reelgate server keeps (RunningHub ignores the header).
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter("cannot be blank")
+    if len(value.strip()) > MAX_IDEMPOTENCY_KEY:
+        raise typer.BadParameter(f"at most {MAX_IDEMPOTENCY_KEY} characters, not {len(value)}")
+    return value.strip()
+
+
 IdemKey = Annotated[
     str | None,
     typer.Option(
-        "--idempotency-key", help="Makes resubmitting safe on reelgate servers.", show_default=False
+        "--idempotency-key",
+        help="Makes resubmitting safe on reelgate servers.",
+        show_default=False,
+        callback=_idempotency_key,
     ),
 ]
 DEFAULT_TIMEOUT = 1800.0
@@ -77,7 +97,11 @@ def _json_arg(text: str) -> dict[str, Any]:
     if text == "-":
         raw = sys.stdin.read()
     elif text.startswith("@"):
-        raw = Path(text[1:]).read_text()
+        try:
+            raw = Path(text[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise RequestValidationError(f"cannot read {text[1:]!r}: {reason}") from None
     else:
         raw = text
     try:
@@ -237,7 +261,15 @@ def run(
         )
 
 
-TaskIdArg = Annotated[str, typer.Argument(help="The taskId.")]
+def _task_id(value: str) -> str:
+    """RunningHub's task ids (and reelgate's) are numbers; anything else is a typo, said so here
+    rather than by the server."""
+    if not value.strip().isdigit() or not value.strip().isascii():
+        raise typer.BadParameter(f"a taskId is a number like 2013508786110042113, not {value!r}")
+    return value.strip()
+
+
+TaskIdArg = Annotated[str, typer.Argument(help="The taskId.", callback=_task_id)]
 
 
 def query(

@@ -7,20 +7,21 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from reelgate.cli._service import open_service as _service
+from reelgate.cli.tasks import show_summary, summary_json, tasks_app
 from reelgate.config import Settings
 from reelgate.worker.pool import PARENT_PID_VARIABLE
 
-if TYPE_CHECKING:
-    from reelgate.service import Service
+#: Upper bounds that only catch typos: no host runs more worker processes or render threads.
+MAX_WORKERS = 256
+MAX_CONCURRENCY = 1024
 
 app = typer.Typer(
     help="reelgate: a self-hosted, RunningHub-compatible video generation API.",
@@ -31,6 +32,7 @@ keys_app = typer.Typer(help="Create, list and disable API keys.", no_args_is_hel
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(tasks_app, name="tasks")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -63,13 +65,17 @@ def _logging() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Embedded worker processes (0 = API only).")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=0, max=MAX_WORKERS, help="Embedded worker processes (0 = API only).")
+    ] = 1,
     demo: Annotated[
         bool, typer.Option(help="Render the documentation's sample task once the server is up.")
     ] = False,
 ) -> None:
     """Run the API with an embedded worker pool (SQLite and local storage by default)."""
+    if not host.strip():
+        raise typer.BadParameter("the address cannot be empty", param_hint="'--host'")
     import uvicorn
 
     from reelgate.api.app import create_app
@@ -134,7 +140,9 @@ def _demo_when_up(server: object, runtime: object, host: str, port: int) -> None
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Tasks rendered at the same time.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=MAX_CONCURRENCY, help="Tasks rendered at the same time.")
+    ] = 1,
 ) -> None:
     """Run a standalone worker against REELGATE_DATABASE_URL and REELGATE_STORAGE_URL."""
     from reelgate.runtime import Runtime
@@ -159,19 +167,6 @@ def _stop_when_orphaned(parent_pid: int, stop: threading.Event) -> None:
     while not stop.wait(1.0):
         if os.getppid() != parent_pid:
             stop.set()
-
-
-@contextmanager
-def _service() -> Iterator[Service]:
-    """The service over a runtime opened (and migrated) from the environment's settings."""
-    from reelgate.runtime import Runtime
-    from reelgate.service import Service
-
-    runtime = Runtime.open(Settings())
-    try:
-        yield Service(runtime)
-    finally:
-        runtime.close()
 
 
 @keys_app.command("create")
@@ -241,17 +236,32 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 @keys_app.command("disable")
 def keys_disable(
     key: Annotated[str, typer.Argument(help="The key's id, its prefix, or the key itself.")],
+    cancel_running: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-running",
+            help="Cancel its running tasks too (their workers stop at their next heartbeat).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Disable a key: its requests answer 1002 from now on."""
+    """Disable a key: its requests answer 1002 from now on, and its queued tasks are cancelled
+    with full refunds (its running ones too with --cancel-running)."""
     from reelgate.core.errors import InvalidParameters
 
     with _service() as service:
         try:
-            disabled = service.disable_key(key)
+            done = service.disable_key(key, cancel_running=cancel_running)
         except InvalidParameters as error:
-            err_console.print(error.detail)
-            raise typer.Exit(1) from None
-    console.print(f"disabled key {disabled.id} ({disabled.key_prefix}, {disabled.name!r})")
+            err_console.print(f"error: {error.detail}")
+            raise typer.Exit(2) from None
+    k = done.key
+    if as_json:
+        row = {"id": k.id, "name": k.name, "prefix": k.key_prefix, "disabled": k.disabled}
+        print(json.dumps({**row, "coins": k.coins, "tasks": summary_json(done.cancelled)}))
+        return
+    console.print(f"disabled key {k.id} ({k.key_prefix}, {k.name!r})")
+    show_summary(done.cancelled, running=cancel_running)
 
 
 @db_app.command("upgrade")

@@ -229,7 +229,10 @@ class BatchJournal:
     def __init__(self, path: str | Path, base_url: str) -> None:
         self.path = Path(path)
         self.base_url = resolve_base_url(base_url)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as error:  # a folder, or in a folder that does not exist
+            raise RequestValidationError(f"cannot use {self.path} as a journal: {error}") from None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -242,6 +245,9 @@ class BatchJournal:
                     f"the journal {self.path} belongs to {row[0]}, not {self.base_url}; "
                     f"use another journal file to start a new one"
                 )
+        except sqlite3.Error as error:  # a file that is not a journal, or not writable
+            self._db.close()
+            raise RequestValidationError(f"cannot use {self.path} as a journal: {error}") from None
         except BaseException:
             self._db.close()
             raise

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -100,10 +102,15 @@ def set_key_disabled(session: Session, key: ApiKey, disabled: bool) -> None:
 
 
 def take_coins(session: Session, key_id: int, amount: int) -> bool:
-    """Reserve ``amount`` coins atomically; False when the balance is short."""
+    """Reserve ``amount`` coins atomically; False when the balance is short or the key disabled.
+
+    The disabled flag is checked in this update, which waits for the row lock that disabling
+    takes: a submit racing with ``keys disable`` either lands before it (and its task is
+    cancelled with the others) or is refused, never left queued on a disabled key.
+    """
     row = session.execute(
         update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.coins >= amount)
+        .where(ApiKey.id == key_id, ApiKey.coins >= amount, ApiKey.disabled.is_(False))
         .values(coins=ApiKey.coins - amount)
         .returning(ApiKey.id)
     ).first()
@@ -112,6 +119,10 @@ def take_coins(session: Session, key_id: int, amount: int) -> bool:
 
 def key_balance(session: Session, key_id: int) -> int:
     return int(session.execute(select(ApiKey.coins).where(ApiKey.id == key_id)).scalar_one())
+
+
+def key_disabled(session: Session, key_id: int) -> bool:
+    return bool(session.execute(select(ApiKey.disabled).where(ApiKey.id == key_id)).scalar_one())
 
 
 def queued_count(session: Session, key_id: int) -> int:
@@ -138,6 +149,51 @@ def status_counts(session: Session, key_id: int) -> dict[str, int]:
 
 def get_task(session: Session, task_id: int) -> Task | None:
     return session.get(Task, task_id)
+
+
+def task_states(
+    session: Session,
+    *,
+    statuses: Collection[TaskStatus] | None = None,
+    key_id: int | None = None,
+    task_ids: Collection[int] | None = None,
+) -> list[tuple[int, TaskStatus]]:
+    """(id, status) of the tasks that match every filter given, oldest first."""
+    query = select(Task.id, Task.status).order_by(Task.id)
+    if statuses is not None:
+        query = query.where(Task.status.in_([status.value for status in statuses]))
+    if key_id is not None:
+        query = query.where(Task.api_key_id == key_id)
+    if task_ids is not None:
+        query = query.where(Task.id.in_(list(task_ids)))
+    return [(row.id, TaskStatus(row.status)) for row in session.execute(query)]
+
+
+def list_tasks(
+    session: Session,
+    *,
+    limit: int,
+    key_id: int | None = None,
+    statuses: Collection[TaskStatus] = (),
+    model: str | None = None,
+    since: datetime | None = None,
+) -> list[tuple[Task, ApiKey]]:
+    """Tasks of every key (or of one), newest first, each with its key; empty filters match all.
+
+    Ids are snowflakes, which grow with time: ordering by id is ordering by creation, on the
+    primary key's index.
+    """
+    query = select(Task, ApiKey).join(ApiKey, ApiKey.id == Task.api_key_id)
+    if key_id is not None:
+        query = query.where(Task.api_key_id == key_id)
+    if statuses:
+        query = query.where(Task.status.in_([status.value for status in statuses]))
+    if model is not None:
+        query = query.where(Task.model == model)
+    if since is not None:
+        query = query.where(Task.created_at >= since)
+    rows = session.execute(query.order_by(Task.id.desc()).limit(limit))
+    return [(task, key) for task, key in rows]
 
 
 def find_by_idempotency_key(session: Session, key_id: int, idempotency_key: str) -> Task | None:

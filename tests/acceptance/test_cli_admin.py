@@ -52,7 +52,7 @@ def test_keys_create_list_disable(tmp_path: Path, db_url: str) -> None:
     assert key["apiKey"] not in reelgate(env, "keys", "list").stdout  # only hashes are stored
     assert reelgate(env, "keys", "disable", key["apiKey"][:6]).returncode == 0
     assert json.loads(reelgate(env, "keys", "list", "--json").stdout)[0]["disabled"] is True
-    assert reelgate(env, "keys", "disable", "zzzzzz").returncode == 1
+    assert reelgate(env, "keys", "disable", "zzzzzz").returncode == 2
 
 
 def test_keys_create_refuses_impossible_amounts(tmp_path: Path, db_url: str) -> None:
@@ -81,7 +81,7 @@ def test_keys_disable_refuses_a_prefix_that_several_keys_share(tmp_path: Path, d
     finally:
         engine.dispose()
     refused = reelgate(env, "keys", "disable", "123456")
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert f"ids {keys[0]['id']}, {keys[1]['id']}" in refused.stderr
     listed = json.loads(reelgate(env, "keys", "list", "--json").stdout)
     assert [k["disabled"] for k in listed] == [False, False]

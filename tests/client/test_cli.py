@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,79 @@ def test_upload_account_and_price(live_idle: Server, media: dict[str, Path]) -> 
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "--base-url" in result.stdout
+
+
+I2V_MODEL = "kling-video-o3-pro/image-to-video"
+JOB = {"model": I2V_MODEL, "payload": {"prompt": "p", "firstImageUrl": "https://e.com/a.png"}}
+
+
+def flat(text: str) -> str:
+    """The words of a message, whatever box and line breaks the terminal output put around them."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        # JSON bodies: unreadable files, text that does not parse, not an object.
+        (["run", I2V_MODEL, "@<missing>"], "cannot read"),
+        (["price", I2V_MODEL, "@<folder>"], "cannot read"),
+        (["price", I2V_MODEL, "{bad"], "not valid JSON"),
+        (["run", I2V_MODEL, "[1]"], "the request body must be a JSON object"),
+        # Files that do not exist, counts and values the models refuse.
+        (["i2v", "--prompt", "p", "--first-image", "<missing>"], "neither a URL nor an existing"),
+        (["edit", "--prompt", "p", "--video", "<missing>"], "neither a URL nor an existing"),
+        (["edit", "--prompt", "p", "--video", "<video>", *["--image", "<first>"] * 5], "at most 4"),
+        (["upload", "<missing>"], "neither a URL nor an existing file"),
+        (["i2v", "--prompt", "p", "--first-image", "<first>", "--duration", "20"], "duration"),
+        (["i2v", "--prompt", "", "--first-image", "<first>"], "prompt"),
+        # Options: tiers, numbers, durations, output folders, idempotency keys.
+        (["i2v", "--prompt", "p", "--first-image", "<first>", "--tier", "max"], "pro or std"),
+        (["i2v", "--prompt", "p", "--first-image", "<first>", "--duration", "x"], "'--duration'"),
+        (["i2v", "--prompt", "p", "--first-image", "<first>", "--timeout", "-1"], "'--timeout'"),
+        (["i2v", "--prompt", "p", "--first-image", "<first>", "-o", "<first>"], "is a file"),
+        (["run", I2V_MODEL, "{}", "--idempotency-key", " "], "cannot be blank"),
+        (["run", I2V_MODEL, "{}", "--idempotency-key", "k" * 201], "at most 200 characters"),
+        (["run", "", "{}"], "not a model path"),
+        # Task ids.
+        (["query", "abc"], "a taskId is a number"),
+        (["wait", " "], "a taskId is a number"),
+        (["download", "12x"], "a taskId is a number"),
+        (["cancel", "5.5"], "a taskId is a number"),
+        (["wait", "123", "--timeout", "-1"], "'--timeout'"),
+        # Batch files and their options.
+        (["batch", "<missing>"], "does not exist"),
+        (["batch", "<bad-jobs>"], "not valid JSON"),
+        (["batch", "<jobs>", "--journal", "<folder>"], "is a directory"),
+        (["batch", "<jobs>", "--journal", "<nowhere>"], "cannot use"),
+        (["batch", "<jobs>", "--concurrency", "0"], "'--concurrency'"),
+        (["batch", "<jobs>", "--timeout", "-1"], "'--timeout'"),
+        (["batch", "<jobs>", "-o", "<jobs>"], "is a file"),
+        # The server's address.
+        (["account", "--base-url", "ftp://example.com"], "base URL must be http(s)"),
+    ],
+)
+def test_bad_input_exits_2_with_a_sentence_and_sends_nothing(
+    live_idle: Server, media: dict[str, Path], tmp_path: Path, args: list[str], why: str
+) -> None:
+    jobs, bad_jobs = tmp_path / "jobs.jsonl", tmp_path / "bad.jsonl"
+    jobs.write_text(json.dumps(JOB) + "\n")
+    bad_jobs.write_text("{bad\n")
+    paths = {
+        "<missing>": str(tmp_path / "missing.png"),
+        "<folder>": str(tmp_path),
+        "<nowhere>": str(tmp_path / "no" / "such" / "folder" / "journal"),
+        "<jobs>": str(jobs),
+        "<bad-jobs>": str(bad_jobs),
+        "<first>": str(media["first"]),
+        "<video>": str(media["video"]),
+    }
+    resolved = [paths.get(arg, arg) for arg in args]
+    resolved = [arg.replace("@<missing>", "@" + paths["<missing>"]) for arg in resolved]
+    resolved = [arg.replace("@<folder>", "@" + paths["<folder>"]) for arg in resolved]
+    result = cli(live_idle, *resolved)
+    assert result.exit_code == 2, result.output
+    assert why in flat(result.output)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert (live_idle.task_count(), live_idle.upload_count()) == (0, 0)

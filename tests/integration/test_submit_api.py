@@ -178,7 +178,7 @@ def test_missing_or_wrong_key_answers_1002(
 def test_disabled_key_answers_1002(http: httpx.Client, runtime: Runtime, api_key: str) -> None:
     from reelgate.service import Service
 
-    assert Service(runtime).disable_key(api_key).disabled
+    assert Service(runtime).disable_key(api_key).key.disabled
     assert http.post(I2V, json=i2v()).json()["errorCode"] == "1002"
 
 

@@ -243,6 +243,19 @@ def test_a_journal_belongs_to_one_server(tmp_path: Path) -> None:
         BatchJournal(path, RUNNINGHUB_AI)
 
 
+@pytest.mark.parametrize("where", ["folder", "missing folder", "not a journal"])
+def test_a_path_that_cannot_hold_a_journal_is_the_callers_error(tmp_path: Path, where: str) -> None:
+    path = {
+        "folder": tmp_path,
+        "missing folder": tmp_path / "no" / "such" / "jobs.journal",
+        "not a journal": tmp_path / "notes.txt",
+    }[where]
+    if where == "not a journal":
+        path.write_text("these are notes, not a database\n" * 100)
+    with pytest.raises(RequestValidationError, match=f"cannot use {re.escape(str(path))} as a"):
+        BatchJournal(path, REELGATE)
+
+
 def test_the_journal_remembers_uploads_for_a_day(tmp_path: Path) -> None:
     uploaded = UploadedFile(
         download_url="https://files.test/a.png",
