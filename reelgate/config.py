@@ -49,6 +49,21 @@ class MediaSettings(BaseModel):
     allowed_networks: list[str] = []
 
 
+class HttpSettings(BaseModel):
+    """What the API reads of a request body before it refuses it (uploads: ``media``)."""
+
+    #: Largest JSON body of the task, account and query endpoints.
+    max_json_bytes: int = Field(default=1 * MB, ge=1024)
+    #: Largest JSON body of a model endpoint (submit, price preview, passed-through models): room
+    #: for ``data:`` URIs in media fields.
+    max_model_json_bytes: int = Field(default=10 * MB, ge=1024)
+    #: Largest body a v1 endpoint reads before it knows the key (no valid Bearer header): a key
+    #: and a task id need far less.
+    max_keyless_json_bytes: int = Field(default=16 * 1024, ge=1024)
+    #: Deepest nesting of arrays and objects in a JSON body.
+    max_json_depth: int = Field(default=32, ge=2, le=200)
+
+
 class WorkerSettings(BaseModel):
     #: How long a claimed task stays ours without a heartbeat.
     lease_seconds: float = 30.0
@@ -162,6 +177,7 @@ class Settings(BaseSettings):
     signing_secret: str | None = None
 
     media: MediaSettings = MediaSettings()
+    http: HttpSettings = HttpSettings()
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     diffusers: DiffusersSettings = DiffusersSettings()

@@ -3,22 +3,19 @@ account, readiness."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import math
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from reelgate import admin
 from reelgate.admin import CancelSummary, DisabledKey, ListedTask, TaskFilter
 from reelgate.core.catalogue import ModelSpec, get_model
 from reelgate.core.errors import (
     Conflict,
-    FileProcessingFailed,
-    FileTooLarge,
     InsufficientBalance,
     InvalidApiKey,
     InvalidParameters,
@@ -32,23 +29,24 @@ from reelgate.core.errors import (
     UnknownModel,
 )
 from reelgate.core.ids import SnowflakeGenerator, is_task_id
+from reelgate.core.jsontext import value_depth
 from reelgate.core.pricing import yuan_text
 from reelgate.core.status import TaskStatus
-from reelgate.media.sniff import UPLOAD_FORMATS, sniff
 from reelgate.runtime import Runtime
 from reelgate.store import queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
+from reelgate.uploads import IncomingUpload
 from reelgate.wire import AccountStatus, QueueStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from reelgate.config import HttpSettings
     from reelgate.engines.upstream.prices import UpstreamPrices
 
 _ids = SnowflakeGenerator()
-#: Lengths of the columns these are stored in.
+#: Length of the column it is stored in.
 MAX_IDEMPOTENCY_KEY = 200
-MAX_FILE_NAME = 300
 
 
 @dataclass(frozen=True)
@@ -332,60 +330,9 @@ class Service:
 
     # -- uploads --------------------------------------------------------------------------
 
-    def upload(
-        self, caller: Caller, stream: BinaryIO, filename: str, *, max_bytes: int
-    ) -> tuple[str, str, int]:
-        """Store an upload by content hash; returns (storage key, kind, size)."""
-        if len(filename) > MAX_FILE_NAME:
-            raise InvalidParameters(f"the file name is longer than {MAX_FILE_NAME} characters")
-        digest = hashlib.sha256()
-        size = 0
-        with tempfile.NamedTemporaryFile(
-            dir=self.runtime.storage.root, prefix=".upload-", delete=False
-        ) as tmp:
-            tmp_path = Path(tmp.name)
-            try:
-                head = b""
-                while chunk := stream.read(1024 * 1024):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise FileTooLarge(
-                            f"uploads are limited to {max_bytes // (1024 * 1024)} MB"
-                        )
-                    if len(head) < 64:
-                        head += chunk[:64]
-                    digest.update(chunk)
-                    tmp.write(chunk)
-            except BaseException:
-                tmp.close()
-                tmp_path.unlink(missing_ok=True)
-                raise
-        try:
-            if size == 0:
-                raise FileProcessingFailed("the uploaded file is empty")
-            kind = sniff(head)
-            if kind is None or kind.ext not in UPLOAD_FORMATS:
-                raise FileProcessingFailed(
-                    "unsupported file type: expected an image (JPG, PNG, WEBP), video (MP4, MOV, "
-                    "MKV, AVI), audio (MP3, WAV, FLAC) or ZIP"
-                )
-            key = f"openapi/{digest.hexdigest()}.{kind.ext}"
-            if not self.runtime.storage.exists(key):
-                self.runtime.storage.put_file(key, tmp_path, move=True)
-        finally:
-            tmp_path.unlink(missing_ok=True)
-        with self.db.write() as session:
-            repo.add_upload(
-                session,
-                api_key_id=caller.id,
-                storage_key=key,
-                kind=kind.kind,
-                size=size,
-                sha256=digest.hexdigest(),
-                original_name=filename,
-                created_at=utcnow(),
-            )
-        return key, kind.kind, size
+    def begin_upload(self, caller: Caller, filename: str, *, max_bytes: int) -> IncomingUpload:
+        """An upload of ``caller``'s, to be written chunk by chunk as it arrives (blocking)."""
+        return IncomingUpload(self.runtime, caller.id, filename, max_bytes=max_bytes)
 
     def upload_url(self, base_url: str, key: str) -> str:
         expires = int(time.time()) + self.settings.upload_url_ttl_seconds
@@ -485,6 +432,7 @@ class Service:
             raise UnknownModel(path)
         if not isinstance(body, dict):
             raise InvalidParameters("the request body must be a JSON object")
+        _check_passed_through(body, self.settings.http)
         return path, body, self._upstream().coins(path, body)
 
     def _upstream(self) -> UpstreamPrices:
@@ -494,6 +442,20 @@ class Service:
 
                 self.upstream_prices = UpstreamPrices(self.settings)
             return self.upstream_prices
+
+
+def _check_passed_through(body: dict[str, Any], limits: HttpSettings) -> None:
+    """A body passed through is stored as sent, so it is held to a model body's size and to the
+    JSON depth here too, whoever calls (the HTTP layer checks the text before parsing it)."""
+    if value_depth(body, limits.max_json_depth) > limits.max_json_depth:
+        raise InvalidParameters(
+            f"the request body is nested deeper than {limits.max_json_depth} levels"
+        )
+    size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > limits.max_model_json_bytes:
+        raise InvalidParameters(
+            f"the request body is larger than {limits.max_model_json_bytes} bytes"
+        )
 
 
 def _checked_idempotency_key(value: str | None) -> str | None:

@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from reelgate import __version__
 from reelgate.api import openapi
+from reelgate.api.bodycap import BodyCap
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.routes import account, health, media, models, tasks
 from reelgate.api.routes.health import Metrics
@@ -45,6 +46,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.metrics = Metrics(app.state.service.upstream_key_gauges)
     install_error_handlers(app)
     openapi.install(app)
+    # Added before the version header's middleware, so that it runs inside it: its own refusals
+    # carry the header too.
+    app.add_middleware(BodyCap, settings=runtime.settings)
 
     @app.middleware("http")
     async def _version_header(request: Request, call_next: Any) -> Response:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from reelgate.core.errors import InvalidParameters
+from reelgate.api.bodycap import declared_length, too_large
+from reelgate.core import jsontext
+from reelgate.core.errors import InvalidApiKey, InvalidParameters
 from reelgate.service import Caller, Service
 
 #: ``Authorization: Bearer <key>``; declared so that the OpenAPI document (and ``/docs``)
@@ -32,40 +33,91 @@ def service(request: Request) -> Service:
 async def bearer_caller(request: Request, credentials: Credentials) -> Caller:
     """The key of a v2 request (a dependency: it runs before the body is read)."""
     token = credentials.credentials if credentials else None
-    return await run_in_threadpool(service(request).authenticate, token)
+    return await authenticate(request, token)
 
 
-async def caller_from_body(
-    request: Request,
-    body: Any,
-    credentials: HTTPAuthorizationCredentials | None,
-    field: str = "apiKey",
-) -> Caller:
-    """v1 endpoints carry the key in the body; the Bearer header is the fallback."""
-    key = None
+async def authenticate(request: Request, api_key: str | None) -> Caller:
+    return await run_in_threadpool(service(request).authenticate, api_key)
+
+
+async def v1_body_and_caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, field: str = "apiKey"
+) -> tuple[Any, Caller]:
+    """The body of a v1 request and its caller.
+
+    The key travels in the body (``field``, ``apiKey`` or ``apikey``); the Bearer header is the
+    fallback. The header is checked before the body is read: without a valid one, the body may
+    not pass ``http.max_keyless_json_bytes`` (a key and a task id need far less), so that a
+    client without a key cannot make the server read much.
+    """
+    token = credentials.credentials.strip() if credentials else ""
+    header_caller: Caller | None = None
+    header_refused: InvalidApiKey | None = None
+    if token:
+        try:
+            header_caller = await authenticate(request, token)
+        except InvalidApiKey as refused:
+            header_refused = refused
+    limits = service(request).settings.http
+    keyless = header_caller is None
+    body = await json_body(
+        request, limit=limits.max_keyless_json_bytes if keyless else limits.max_json_bytes
+    )
+    key = _key_in(body, field)
+    if key is not None and key != token:
+        return body, await authenticate(request, key)
+    if header_caller is not None:
+        return body, header_caller
+    if header_refused is not None:
+        raise header_refused
+    return body, await authenticate(request, None)
+
+
+def _key_in(body: Any, field: str) -> str | None:
     if isinstance(body, dict):
         for name in (field, "apiKey", "apikey"):
             value = body.get(name)
             if isinstance(value, str) and value.strip():
-                key = value
-                break
-    fallback = credentials.credentials if credentials else None
-    return await run_in_threadpool(service(request).authenticate, key or fallback)
+                return value.strip()
+    return None
 
 
-async def json_body(request: Request) -> Any:
-    """The JSON body, or 1007 when it is not JSON. An empty body counts as ``{}``.
+async def json_body(request: Request, *, limit: int | None = None) -> Any:
+    """The JSON body, or 1007 when it is not JSON, is nested deeper than
+    ``http.max_json_depth`` or is longer than ``limit`` bytes (the path's own cap is checked by
+    ``bodycap``). An empty body counts as ``{}``.
 
     Any content type is read as JSON: RunningHub clients (and ``curl -d``) do not all send
     ``application/json``.
     """
-    raw = await request.body()
+    raw = await request.body() if limit is None else await _body_within(request, limit)
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidParameters("the request body is not valid JSON") from None
+        return jsontext.loads(raw, max_depth=service(request).settings.http.max_json_depth)
+    except jsontext.JsonTextError as error:
+        raise InvalidParameters(str(error)) from None
+
+
+async def _body_within(request: Request, limit: int) -> bytes:
+    """The body, refused (and left unread) once it passes ``limit`` bytes."""
+    declared = declared_length(request.headers)
+    if declared is not None and declared > limit:
+        raise _keyless_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _keyless_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _keyless_too_large(limit: int) -> InvalidParameters:
+    return too_large(
+        "the request body", limit, "without a valid key in an Authorization: Bearer header"
+    )
 
 
 def base_url(request: Request) -> str:

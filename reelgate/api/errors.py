@@ -17,7 +17,15 @@ log = logging.getLogger("reelgate.api")
 
 
 class MethodNotSupported(ReelgateError):
+    """A path asked with a method it does not take.
+
+    v1 has no code for it; ``412 TOKEN_INVALID`` is RunningHub's "wrong API path", which no
+    client retries (the default ``500 UNKNOWN_ERROR`` reads as a server failure, retried for
+    ever).
+    """
+
     code = "1009"
+    v1_code, v1_msg = 412, "TOKEN_INVALID"
 
 
 def _body_for(path: str) -> Callable[[ReelgateError, Request], dict[str, Any]] | None:
@@ -62,7 +70,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 request, MethodNotSupported(f"{request.method} is not supported here")
             )
         return JSONResponse(
-            {"error": str(exc.status_code), "message": exc.detail}, status_code=exc.status_code
+            {"error": str(exc.status_code), "message": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,  # a 405's Allow
         )
 
     @app.exception_handler(Exception)

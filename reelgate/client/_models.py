@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, StrictBytes, StrictStr, ValidationError
+from pydantic import Field, StrictBytes, ValidationError
 from pydantic.alias_generators import to_camel
 
 from reelgate.client._errors import RequestValidationError
@@ -55,11 +55,7 @@ __all__ = [
 ]
 
 #: A media value: a URL, a local path, or the file's bytes (local ones are uploaded first).
-Media = (
-    Annotated[StrictStr, Field(min_length=1, max_length=requests.MEDIA_URL_MAX)]
-    | Path
-    | Annotated[StrictBytes, Field(min_length=1)]
-)
+Media = requests.MediaUrl | Path | Annotated[StrictBytes, Field(min_length=1)]
 
 KlingO3ProImageToVideo = requests.KlingO3ProImageToVideo[Media]
 KlingO3StdImageToVideo = requests.KlingO3StdImageToVideo[Media]

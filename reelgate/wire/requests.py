@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
 
 from reelgate.wire._base import WireRequest
 
@@ -20,16 +30,81 @@ MAX_REFERENCE_IMAGES = 4
 MAX_SHOTS = 6
 #: A media field carries at most this much text (a ``data:`` URI of about 6 MB).
 MEDIA_URL_MAX = 8 * 1024 * 1024
+#: Any other URL is at most this long (an http(s) link, one of ours).
+URL_MAX = 2048
+#: ``elementList``: at most this many references, each a string of at most ``ELEMENT_TEXT_MAX``
+#: characters or a flat object of at most ``ELEMENT_FIELDS_MAX`` fields (keys of at most
+#: ``ELEMENT_KEY_MAX`` characters, values strings, numbers, booleans or null).
+MAX_ELEMENTS = 7
+ELEMENT_TEXT_MAX = 256
+ELEMENT_FIELDS_MAX, ELEMENT_KEY_MAX = 8, 64
+#: The longest ``duration`` string of a ``multiPrompt`` object (``"5"``).
+SHOT_DURATION_TEXT_MAX = 8
+#: The longest ``webhookUrl``.
+WEBHOOK_URL_MAX = 2048
 
 Prompt = Annotated[
     StrictStr,
     Field(min_length=1, max_length=PROMPT_MAX, description="What to generate (1–2500 characters)."),
 ]
+
+
+def _url_length(value: str) -> str:
+    if len(value) > URL_MAX and value[:5].lower() != "data:":
+        raise ValueError(f"a URL is at most {URL_MAX} characters (only data: URIs are longer)")
+    return value
+
+
 #: A media input on the wire: an http(s) URL, a link from ``media/upload/binary``, or a
 #: ``data:`` URI.
-MediaUrl = Annotated[StrictStr, Field(min_length=1, max_length=MEDIA_URL_MAX)]
-#: Kling element references (pro tier only); passed through, never interpreted.
-ElementRef = StrictStr | dict[str, Any]
+MediaUrl = Annotated[
+    StrictStr, Field(min_length=1, max_length=MEDIA_URL_MAX), AfterValidator(_url_length)
+]
+
+
+def _element(value: Any) -> str | dict[str, Any]:
+    """An ``elementList`` item as it may be stored: a short id, or a small flat object."""
+    if isinstance(value, str):
+        if len(value) > ELEMENT_TEXT_MAX:
+            raise ValueError(f"an element id is at most {ELEMENT_TEXT_MAX} characters")
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("an element is an id (a string) or an object")
+    if len(value) > ELEMENT_FIELDS_MAX:
+        raise ValueError(f"an element object has at most {ELEMENT_FIELDS_MAX} fields")
+    for key, item in value.items():
+        if not isinstance(key, str) or len(key) > ELEMENT_KEY_MAX:
+            raise ValueError(f"element field names are at most {ELEMENT_KEY_MAX} characters")
+        if item is not None and not isinstance(item, (str, int, float)):
+            raise ValueError(f"element field {key!r} must be a string, a number, a boolean or null")
+        if isinstance(item, str) and len(item) > ELEMENT_TEXT_MAX:
+            raise ValueError(f"element field {key!r} is longer than {ELEMENT_TEXT_MAX} characters")
+    return value
+
+
+_ELEMENT_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "maxLength": ELEMENT_TEXT_MAX},
+        {
+            "type": "object",
+            "maxProperties": ELEMENT_FIELDS_MAX,
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": ELEMENT_TEXT_MAX},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+        },
+    ]
+}
+#: A Kling element reference (pro tier only): an id, or a flat object; stored, never interpreted.
+ElementRef = Annotated[
+    str | dict[str, Any], PlainValidator(_element), WithJsonSchema(_ELEMENT_SCHEMA)
+]
+#: A ``multiPrompt`` item given as a plain string.
+ShotText = Annotated[StrictStr, Field(max_length=PROMPT_MAX)]
 
 M = TypeVar("M")
 
@@ -59,8 +134,8 @@ class ShotPrompt(WireRequest):
     index: StrictInt | None = Field(None, description="The shot's position (informative).")
     prompt: Prompt
     #: Seconds; Kling sends a string (``"5"``), some clients an integer. Both are accepted.
-    duration: StrictInt | StrictStr | None = Field(
-        None, description='Whole seconds, as an integer or a string of digits ("5").'
+    duration: StrictInt | Annotated[StrictStr, Field(max_length=SHOT_DURATION_TEXT_MAX)] | None = (
+        Field(None, description='Whole seconds, as an integer or a string of digits ("5").')
     )
 
     def seconds(self) -> int | None:
@@ -144,14 +219,20 @@ class ImageToVideoRequest(ModelRequest, Generic[M]):
         "customize",
         description="`customize`: the shots of `multiPrompt`; `intelligence`: the model cuts.",
     )
-    multi_prompt: list[StrictStr | ShotPrompt] | None = Field(
+    multi_prompt: list[ShotText | ShotPrompt] | None = Field(
         None,
         description="Up to 6 shots: strings, or `{index, prompt, duration}` objects whose "
         "durations add up to `duration` (shots without one share what is left).",
+        json_schema_extra={"maxItems": MAX_SHOTS},
     )
 
     @model_validator(mode="after")
     def _check_shots(self) -> ImageToVideoRequest[M]:
+        # Bounded even when multiShot is false and the shots are ignored: they are stored.
+        if self.multi_prompt is not None and len(self.multi_prompt) > MAX_SHOTS:
+            raise ValueError(
+                f"multiPrompt has at most {MAX_SHOTS} items, got {len(self.multi_prompt)}"
+            )
         if self.multi_shot:
             self.shots()  # raises ValueError with the rule that failed
         return self
@@ -223,7 +304,11 @@ class VideoEditRequest(ModelRequest, Generic[M]):
     keep_original_sound: bool = Field(True, description="Keep the source video's audio track.")
 
 
-_ELEMENTS = Field(None, description="Kling element references (pro tier only).")
+_ELEMENTS = Field(
+    None,
+    description="Kling element references (pro tier only): up to 7 ids, or flat objects.",
+    max_length=MAX_ELEMENTS,
+)
 
 
 class KlingO3ProImageToVideo(ImageToVideoRequest[M], Generic[M]):

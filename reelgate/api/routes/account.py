@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from reelgate.api.deps import Credentials, bearer_caller, caller_from_body, json_body, service
+from reelgate.api.deps import Credentials, bearer_caller, service, v1_body_and_caller
 from reelgate.api.openapi import error_codes
 from reelgate.api.openapi import json_body as body_doc
 from reelgate.service import Caller
@@ -25,8 +25,7 @@ router = APIRouter(tags=["account"])
     openapi_extra=body_doc(AccountRequest),
 )
 async def account_status(request: Request, credentials: Credentials) -> Envelope[AccountStatus]:
-    body = await json_body(request)
-    caller = await caller_from_body(request, body, credentials, field="apikey")
+    _body, caller = await v1_body_and_caller(request, credentials, field="apikey")
     data = await run_in_threadpool(service(request).account, caller)
     return Envelope(data=data)
 

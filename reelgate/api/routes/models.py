@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 
 from reelgate.api import answers
 from reelgate.api.deps import base_url, bearer_caller, json_body, service
+from reelgate.api.errors import MethodNotSupported
 from reelgate.api.openapi import error_codes
 from reelgate.api.openapi import json_body as body_doc
 from reelgate.api.routes.tasks import task_answer
@@ -92,7 +94,19 @@ async def price_other(vendor: str, action: str, request: Request, caller: Caller
     return (await _price(f"{vendor}/{action}", request)).to_wire()
 
 
-@router.post("/openapi/v2/{vendor}/{action}", include_in_schema=False)
+def _not_another_method(request: Request) -> None:
+    """A fixed path asked with a method it does not take (``POST /openapi/v2/queue/status``)
+    lands here: that is a wrong method (1009), not an unknown model. Checked before the key, as
+    for any other wrong method."""
+    if any(route.matches(request.scope)[0] is Match.PARTIAL for route in request.app.routes):
+        raise MethodNotSupported(f"{request.method} is not supported here")
+
+
+@router.post(
+    "/openapi/v2/{vendor}/{action}",
+    include_in_schema=False,
+    dependencies=[Depends(_not_another_method)],
+)
 async def submit_other(
     vendor: str, action: str, request: Request, response: Response, caller: CallerDep
 ) -> Any:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from reelgate.api import answers
-from reelgate.api.deps import Credentials, base_url, bearer_caller, caller_from_body, json_body
+from reelgate.api.deps import Credentials, base_url, bearer_caller, json_body, v1_body_and_caller
 from reelgate.api.deps import service as service_of
 from reelgate.api.openapi import error_codes
 from reelgate.api.openapi import json_body as body_doc
@@ -37,8 +37,7 @@ def _task_id_of(body: Any) -> Any:
 
 async def _keyed_task(request: Request, credentials: Credentials) -> tuple[Service, Task]:
     """The task a v1 body names, for the key the body (or the Bearer header) carries."""
-    body = await json_body(request)
-    caller = await caller_from_body(request, body, credentials)
+    body, caller = await v1_body_and_caller(request, credentials)
     svc = service_of(request)
     return svc, await run_in_threadpool(svc.get_task, caller, _task_id_of(body))
 
@@ -70,8 +69,7 @@ async def query(
     openapi_extra=body_doc(KeyedTaskRef),
 )
 async def cancel(request: Request, credentials: Credentials) -> Envelope[None]:
-    body = await json_body(request)
-    caller = await caller_from_body(request, body, credentials)
+    body, caller = await v1_body_and_caller(request, credentials)
     task = await run_in_threadpool(service_of(request).cancel, caller, _task_id_of(body))
     if task.status != TaskStatus.CANCEL.value:
         return Envelope(msg=f"task already finished with status {task.status}")

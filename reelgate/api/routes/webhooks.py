@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from reelgate.api.deps import Credentials, bearer_caller, caller_from_body, json_body
+from reelgate.api.deps import Credentials, bearer_caller, v1_body_and_caller
 from reelgate.api.deps import service as service_of
 from reelgate.api.openapi import error_codes
 from reelgate.api.openapi import json_body as body_doc
@@ -33,8 +33,7 @@ def _field(body: Any, name: str) -> Any:
     openapi_extra=body_doc(WebhookDetailRequest),
 )
 async def get_webhook_detail(request: Request, credentials: Credentials) -> Envelope[WebhookDetail]:
-    body = await json_body(request)
-    caller = await caller_from_body(request, body, credentials)
+    body, caller = await v1_body_and_caller(request, credentials)
     detail = await run_in_threadpool(
         service_of(request).webhook_detail, caller, _field(body, "taskId")
     )
@@ -50,8 +49,7 @@ async def get_webhook_detail(request: Request, credentials: Credentials) -> Enve
     openapi_extra=body_doc(RetryWebhookRequest),
 )
 async def retry_webhook(request: Request, credentials: Credentials) -> Envelope[None]:
-    body = await json_body(request)
-    caller = await caller_from_body(request, body, credentials)
+    body, caller = await v1_body_and_caller(request, credentials)
     await run_in_threadpool(
         service_of(request).retry_webhook,
         caller,
