@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import anyio
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelgate.api.errors import error_response
@@ -98,7 +98,15 @@ class BodyCap:
             answer = error_response(Request(scope), body.cap.refusal())
             await answer(scope, body.receive, guarded_send)
             return
-        await self.app(scope, body.receive, guarded_send)
+        try:
+            await self.app(scope, body.receive, guarded_send)
+        except ClientDisconnect:
+            # The client left in the middle of its body: no failure of the server's, worth no
+            # traceback. The answer goes nowhere (uvicorn drops it), but the middleware outside
+            # expects one.
+            if not body.started:
+                gone = InvalidParameters("the connection closed before the body ended")
+                await error_response(Request(scope), gone)(scope, body.receive, guarded_send)
 
 
 class _Body:
@@ -117,6 +125,8 @@ class _Body:
         self.complete = not chunked and not self.declared
         self.disconnected = False
         self.reading = False
+        #: Whether the answer has started.
+        self.started = False
 
     def _count(self, message: Message) -> None:
         if message["type"] == "http.request":
@@ -139,10 +149,10 @@ class _Body:
 
     def sender(self, send: Send) -> Send:
         async def send_after_body(message: Message) -> None:
-            if message["type"] == "http.response.start" and not (
-                self.complete or self.disconnected or await self._drain()
-            ):
-                message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
+            if message["type"] == "http.response.start":
+                self.started = True
+                if not (self.complete or self.disconnected or await self._drain()):
+                    message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
             await send(message)
 
         return send_after_body

@@ -4,6 +4,8 @@ behind by a refusal; and signed links that answer HEAD and never let a browser g
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from pathlib import Path
 
 import httpx
@@ -234,3 +236,28 @@ def test_a_file_of_an_unknown_type_is_served_as_bytes_to_save(
     assert answer.headers["content-type"] == "application/octet-stream"
     assert answer.headers["content-disposition"].startswith("attachment;")
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def wait_until_idle(live_server: LiveServer) -> None:
+    """Until the server has no request left in hand."""
+    deadline = time.monotonic() + 30
+    while live_server.server.server_state.tasks or live_server.server.server_state.connections:
+        assert time.monotonic() < deadline, "the server kept the request"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("path", [UPLOAD, "/openapi/v2/kling-video-o3-pro/image-to-video"])
+def test_a_client_leaving_mid_body_leaves_no_file_and_no_error(
+    live_server: LiveServer,
+    api_key: str,
+    runtime: Runtime,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+) -> None:
+    bound = boundary()
+    with Connection(live_server.port) as conn:
+        conn.send_head("POST", path, form_headers(bound, api_key, **{"Content-Length": str(MB)}))
+        conn.sock.sendall(form_part(bound, "file", PNG_HEAD + b"0" * 100_000, "a.png"))
+    wait_until_idle(live_server)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert leftovers(runtime) == []
