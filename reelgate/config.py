@@ -11,10 +11,12 @@ import fnmatch
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
+#: URL schemes ``rate_limit_storage`` accepts: ``limits``' Redis storage and its variants.
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "valkey://", "valkeys://")
 
 
 class MediaSettings(BaseModel):
@@ -171,8 +173,18 @@ class Settings(BaseSettings):
     default_key_concurrency: int = 1
     #: Most QUEUED tasks one key may have waiting (RunningHub's personal queue: 1000).
     default_key_queue_cap: int = 1000
-    #: Requests per second and key on the task endpoints (0 = unlimited).
+    #: Requests per second and key to the endpoints that create work: model submits and uploads
+    #: (0 = unlimited). Shared by every API process (see ``reelgate.limiting``).
     rate_limit_per_second: float = 20.0
+    #: Requests per second and key to every other authenticated endpoint: query, the v1 task
+    #: endpoints, account and queue status, price previews (0 = unlimited).
+    query_rate_limit_per_second: float = 50.0
+    #: Both rates are counted over fixed windows of this many seconds: a burst of up to
+    #: rate × window requests is accepted at once, and no window accepts more.
+    rate_limit_window_seconds: int = Field(default=10, ge=1)
+    #: Where the counters live: unset for reelgate's own database (every process sharing it
+    #: shares the limits), or a ``redis://host:port[/db]`` URL (install ``reelgate[redis]``).
+    rate_limit_storage: str | None = None
     #: HMAC secret for signed links; generated and kept in the database when unset.
     signing_secret: str | None = None
 
@@ -181,6 +193,15 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     diffusers: DiffusersSettings = DiffusersSettings()
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(REDIS_SCHEMES):
+            raise ValueError(f"must be a redis:// URL, or unset for the database; not {value!r}")
+        return value
 
     def engine_for(self, model_path: str) -> str:
         """The engine that serves ``model_path``: the first matching route, else ``engine``."""

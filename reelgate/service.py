@@ -8,8 +8,11 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from reelgate import admin
 from reelgate.admin import CancelSummary, DisabledKey, ListedTask, TaskFilter
@@ -23,15 +26,16 @@ from reelgate.core.errors import (
     LinkRefused,
     NotReady,
     QueueFull,
-    RateLimited,
     StorageError,
     TaskNotFound,
     UnknownModel,
 )
+from reelgate.core.faults import Faults
 from reelgate.core.ids import SnowflakeGenerator, is_task_id
 from reelgate.core.jsontext import value_depth
 from reelgate.core.pricing import yuan_text
 from reelgate.core.status import TaskStatus
+from reelgate.limiting import Budget, RateLimits
 from reelgate.runtime import Runtime
 from reelgate.store import queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
@@ -67,28 +71,8 @@ class Caller:
     name: str
     concurrency: int
     queue_cap: int
-
-
-class RateLimiter:
-    """A token bucket per key, per process: ``rate`` requests a second, bursts of ``2 × rate``."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._buckets: dict[int, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, key_id: int) -> None:
-        if self.rate <= 0:
-            return
-        capacity = max(2 * self.rate, 1.0)
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key_id, (capacity, now))
-            tokens = min(capacity, tokens + (now - last) * self.rate)
-            if tokens < 1:
-                self._buckets[key_id] = (tokens, now)
-                raise RateLimited(f"more than {self.rate:g} requests per second")
-            self._buckets[key_id] = (tokens - 1, now)
+    #: The faults the operator set on this key for its integrators to test with (None: none).
+    faults: Faults | None = None
 
 
 class Service:
@@ -96,14 +80,18 @@ class Service:
         self.runtime = runtime
         self.db = runtime.db
         self.settings = runtime.settings
-        self.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second)
+        self.rate_limits = RateLimits(runtime.settings, runtime.db)
         #: Prices of passed-through models, from the upstream (made when first needed).
         self.upstream_prices: UpstreamPrices | None = None
         self._upstream_lock = threading.Lock()
 
     # -- keys -----------------------------------------------------------------------------
 
-    def authenticate(self, api_key: str | None) -> Caller:
+    def authenticate(self, api_key: str | None, budget: Budget = Budget.SUBMIT) -> Caller:
+        """The key behind a request, once it is counted against its ``budget``.
+
+        A request that does not say which budget counts against the submits' (the smaller).
+        """
         if not api_key or not api_key.strip():
             raise InvalidApiKey("no API key was sent")
         with self.db.read() as session:
@@ -112,8 +100,10 @@ class Service:
                 raise InvalidApiKey("unknown API key")
             if key.disabled:
                 raise InvalidApiKey("this API key is disabled")
-            caller = Caller(key.id, key.name, key.concurrency, key.queue_cap)
-        self.rate_limiter.check(caller.id)
+            caller = Caller(
+                key.id, key.name, key.concurrency, key.queue_cap, Faults.from_stored(key.faults)
+            )
+        self.rate_limits.check(caller.id, budget, caller.faults)
         return caller
 
     # -- key administration (the operator's commands) -------------------------------------
@@ -242,6 +232,37 @@ class Service:
             )
         return [ListedTask(task, key.name, key.key_prefix) for task, key in rows]
 
+    def key_faults(self, name: str) -> tuple[ApiKey, Faults | None]:
+        """The key ``name`` designates (as ``disable_key`` resolves it) and its faults."""
+        with self.db.read() as session:
+            key = _one_key(session, name)
+            return key, Faults.from_stored(key.faults)
+
+    def set_key_faults(
+        self, name: str, changes: dict[str, Any], *, clear: bool = False
+    ) -> tuple[ApiKey, Faults | None]:
+        """Change the faults of the key ``name`` designates (as ``disable_key`` resolves it).
+
+        ``changes`` are ``Faults`` fields to set over the key's current ones (over none when
+        ``clear``); nothing else changes. Values out of range are refused with
+        ``InvalidParameters`` naming the field. Returns the key and its faults now (None when
+        none is set).
+        """
+        with self.db.write() as session:
+            key = _one_key(session, name)
+            current = None if clear else Faults.from_stored(key.faults)
+            base = current.model_dump() if current is not None else {}
+            try:
+                faults = Faults.model_validate({**base, **changes})
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in item['loc']) or 'faults'}: {item['msg']}"
+                    for item in error.errors()
+                )
+                raise InvalidParameters(problems) from None
+            repo.set_key_faults(session, key, faults.to_stored())
+            return key, Faults.from_stored(key.faults)
+
     # -- tasks ----------------------------------------------------------------------------
 
     def model(self, model_path: str) -> ModelSpec:
@@ -288,6 +309,7 @@ class Service:
                     reserved_coins=price,
                     idempotency_key=idempotency_key,
                     created_at=now,
+                    run_after=_queue_delay_until(caller.faults, now),
                 )
                 queue.add_event(
                     session, task_id, None, TaskStatus.QUEUED, "api", f"{price} coins held"
@@ -456,6 +478,13 @@ def _check_passed_through(body: dict[str, Any], limits: HttpSettings) -> None:
         raise InvalidParameters(
             f"the request body is larger than {limits.max_model_json_bytes} bytes"
         )
+
+
+def _queue_delay_until(faults: Faults | None, now: datetime) -> datetime | None:
+    """When a new task may first be claimed: later than now only by a fault-injected delay."""
+    if faults is None or faults.queue_delay_seconds <= 0:
+        return None
+    return now + timedelta(seconds=faults.queue_delay_seconds)
 
 
 def _checked_idempotency_key(value: str | None) -> str | None:

@@ -79,6 +79,7 @@ def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
         "allow_private_networks": True,
         "preview_long_side": 256,
         "rate_limit_per_second": 0,
+        "query_rate_limit_per_second": 0,
         "worker": WorkerSettings(
             lease_seconds=3.0, heartbeat_seconds=0.3, poll_seconds=0.05, sweep_seconds=0.5
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reelgate.core.errors import ReelgateError
+from reelgate.core.errors import RateLimited, ReelgateError
 from reelgate.core.status import TaskStatus
 from reelgate.store.tables import Task
 from reelgate.wire import (
@@ -12,6 +12,7 @@ from reelgate.wire import (
     FailedReason,
     OutputFile,
     PricePreview,
+    RateLimitedTask,
     ResultItem,
     TaskObject,
     UploadEnvelope,
@@ -79,8 +80,14 @@ def output_files(task: Task, link: ResultLinker) -> list[OutputFile]:
     ]
 
 
-def error_task(error: ReelgateError, task_id: str = "") -> TaskObject:
-    """A refused v2 request: the task object's shape, FAILED, with the error's code."""
+def error_task(error: ReelgateError, task_id: str = "") -> TaskObject | RateLimitedTask:
+    """A refused v2 request: the task object's shape, FAILED, with the error's code.
+
+    A rate-limited request says nothing about the task (``RateLimitedTask``): FAILED would end
+    the polling of a client asking about a task that is in fact running.
+    """
+    if isinstance(error, RateLimited):
+        return RateLimitedTask(task_id=task_id, error_message=error.message)
     return TaskObject(
         task_id=task_id,
         status=TaskStatus.FAILED,

@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     app.state.service = Service(runtime)
+    # A rate-limit storage that cannot be built (Redis without its extra) stops the start,
+    # rather than failing every request.
+    app.state.service.rate_limits.limiter()
     app.state.metrics = Metrics(app.state.service.upstream_key_gauges)
     install_error_handlers(app)
     openapi.install(app)

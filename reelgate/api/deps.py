@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from reelgate.api.bodycap import declared_length, too_large
 from reelgate.core import jsontext
-from reelgate.core.errors import InvalidApiKey, InvalidParameters
+from reelgate.core.errors import InvalidApiKey, InvalidParameters, RateLimited
+from reelgate.limiting import Budget
 from reelgate.service import Caller, Service
 
 #: ``Authorization: Bearer <key>``; declared so that the OpenAPI document (and ``/docs``)
@@ -25,6 +26,28 @@ bearer = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+V2_QUERY = "/openapi/v2/query"
+#: Paths whose requests count against a key's query budget: reading tasks, the account and
+#: the queue, price previews, cancelling, webhook records. Everything else (model submits,
+#: uploads) counts against the submit budget.
+QUERY_PATHS = (
+    V2_QUERY,
+    "/openapi/v2/queue/",
+    "/openapi/v2/price-preview/",
+    "/uc/openapi/",
+    "/task/openapi/status",
+    "/task/openapi/outputs",
+    "/task/openapi/cancel",
+    "/task/openapi/getWebhookDetail",
+    "/task/openapi/retryWebhook",
+    "/reelgate/",
+)
+
+
+def budget_of(path: str) -> Budget:
+    return Budget.QUERY if path.startswith(QUERY_PATHS) else Budget.SUBMIT
+
+
 def service(request: Request) -> Service:
     svc: Service = request.app.state.service
     return svc
@@ -37,7 +60,26 @@ async def bearer_caller(request: Request, credentials: Credentials) -> Caller:
 
 
 async def authenticate(request: Request, api_key: str | None) -> Caller:
-    return await run_in_threadpool(service(request).authenticate, api_key)
+    """The key's caller, counted against the budget of the request's path."""
+    try:
+        return await run_in_threadpool(
+            service(request).authenticate, api_key, budget_of(request.url.path)
+        )
+    except RateLimited:
+        # The answer names the task that was asked about, as every answer about a task does;
+        # the key comes before the body, so the body is read only now.
+        if request.url.path == V2_QUERY and not getattr(request.state, "task_id", ""):
+            request.state.task_id = await _task_id_in(request)
+        raise
+
+
+async def _task_id_in(request: Request) -> str:
+    try:
+        body = await json_body(request)
+    except InvalidParameters:
+        return ""
+    task_id = body.get("taskId") if isinstance(body, dict) else None
+    return str(task_id) if isinstance(task_id, (str, int)) and not isinstance(task_id, bool) else ""
 
 
 async def v1_body_and_caller(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelgate.api import answers
-from reelgate.core.errors import V2_MESSAGES, InternalError, ReelgateError
+from reelgate.core.errors import V2_MESSAGES, InternalError, RateLimited, ReelgateError
 
 log = logging.getLogger("reelgate.api")
 
@@ -44,10 +45,20 @@ def _body_for(path: str) -> Callable[[ReelgateError, Request], dict[str, Any]] |
 
 def error_response(request: Request, error: ReelgateError) -> JSONResponse:
     shape = _body_for(request.url.path)
+    headers = _headers_for(error)
     if shape is None:
         status = 400 if error.http_status == 200 else error.http_status
-        return JSONResponse({"error": error.code, "message": error.message}, status_code=status)
-    return JSONResponse(shape(error, request), status_code=error.http_status)
+        return JSONResponse(
+            {"error": error.code, "message": error.message}, status_code=status, headers=headers
+        )
+    return JSONResponse(shape(error, request), status_code=error.http_status, headers=headers)
+
+
+def _headers_for(error: ReelgateError) -> dict[str, str] | None:
+    if isinstance(error, RateLimited):
+        # Whole seconds, as HTTP's delay-seconds form requires; rounded up, never to 0.
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -16,6 +16,18 @@ from pydantic import BaseModel
 
 _REF = "#/components/schemas/{model}"
 _SCHEMAS = "x-reelgate-schemas"
+#: What every call that takes a key may answer instead of its result (``reelgate.limiting``).
+_RATE_LIMITED = {
+    "description": "Rate limited (`1003`): nothing was done. Retry after `Retry-After` seconds. "
+    "The body has the path's usual error shape; on v2 task paths it is the task object with "
+    "the `taskId` asked about and `status: null` (never `FAILED`).",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until the key's window frees up.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
 
 
 def json_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:
@@ -72,6 +84,8 @@ def install(app: FastAPI) -> None:
                 # FastAPI documents a 422 for routes with parameters; reelgate never answers
                 # one (RunningHub's errors travel with HTTP 200, bad paths are 404).
                 operation.get("responses", {}).pop("422", None)
+                if operation.get("security"):
+                    operation.setdefault("responses", {})["429"] = _RATE_LIMITED
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         app.openapi_schema = document

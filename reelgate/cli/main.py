@@ -264,6 +264,77 @@ def keys_disable(
     show_summary(done.cancelled, running=cancel_running)
 
 
+@keys_app.command("faults")
+def keys_faults(
+    key: Annotated[str, typer.Argument(help="The key's id, its prefix, or the key itself.")],
+    fail_rate: Annotated[
+        float | None,
+        typer.Option("--fail-rate", help="Share of tasks (0..1) that end FAILED, unrendered."),
+    ] = None,
+    fail_code: Annotated[
+        str | None,
+        typer.Option("--fail-code", help="The RunningHub code they fail with (default 1015)."),
+    ] = None,
+    queue_delay: Annotated[
+        float | None,
+        typer.Option("--queue-delay", help="Seconds each new task waits before it may run."),
+    ] = None,
+    rate_limit_rate: Annotated[
+        float | None,
+        typer.Option("--rate-limit-rate", help="Share of requests (0..1) answered 429 (1003)."),
+    ] = None,
+    webhook_delay: Annotated[
+        float | None,
+        typer.Option("--webhook-delay", help="Seconds before each webhook event is sent."),
+    ] = None,
+    webhook_fail_rate: Annotated[
+        float | None,
+        typer.Option("--webhook-fail-rate", help="Share of delivery attempts (0..1) that fail."),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove every fault first (alone: remove them all).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show or set a key's fault injection, for its integrators to test their error handling.
+
+    Options given change only those faults; none shows them. See docs/operations.md.
+    """
+    from reelgate.core.errors import InvalidParameters
+
+    given = {
+        "fail_rate": fail_rate,
+        "fail_code": fail_code,
+        "queue_delay_seconds": queue_delay,
+        "rate_limit_rate": rate_limit_rate,
+        "webhook_delay_seconds": webhook_delay,
+        "webhook_fail_rate": webhook_fail_rate,
+    }
+    changes = {name: value for name, value in given.items() if value is not None}
+    with _service() as service:
+        try:
+            if changes or clear:
+                found, faults = service.set_key_faults(key, changes, clear=clear)
+            else:
+                found, faults = service.key_faults(key)
+        except InvalidParameters as error:
+            err_console.print(f"error: {error.detail}")
+            raise typer.Exit(2) from None
+    stored = faults.model_dump() if faults is not None else None
+    if as_json:
+        print(
+            json.dumps(
+                {"id": found.id, "name": found.name, "prefix": found.key_prefix, "faults": stored}
+            )
+        )
+        return
+    label = f"key {found.id} ({found.key_prefix}, {found.name!r})"
+    if stored is None:
+        console.print(f"{label}: no faults; it behaves normally")
+        return
+    console.print(f"{label}: " + ", ".join(f"{name} {value}" for name, value in stored.items()))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations."""

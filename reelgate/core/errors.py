@@ -2,7 +2,7 @@
 
     ReelgateError                    (1000, "Unknown error")
     ├── InvalidApiKey                (1002; v1 802)
-    ├── RateLimited                  (1003)
+    ├── RateLimited                  (1003; HTTP 429 with Retry-After)
     ├── TaskNotFound                 (1004; v1 807)
     ├── InternalError                (1005)
     ├── TaskTimedOut                 (1006)
@@ -108,8 +108,21 @@ class InvalidApiKey(ReelgateError):
 
 
 class RateLimited(ReelgateError):
+    """Too many requests of one key; nothing was done.
+
+    Answered with HTTP 429 and ``Retry-After`` rather than RunningHub's usual 200: RunningHub's
+    clients retry a 429 after a pause, whereas a 200 with an error code reads as the end of the
+    task they are polling (docs/compatibility.md).
+    """
+
     code = "1003"
     v1_code, v1_msg = 421, "TASK_QUEUE_MAXED"
+    http_status = 429
+
+    def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        #: Seconds until the key's window frees up (the answer's ``Retry-After``).
+        self.retry_after = retry_after
 
 
 class TaskNotFound(ReelgateError):

@@ -6,7 +6,8 @@ Read this module to know the queue's database contract:
   LOCKED) RETURNING`` on PostgreSQL; on SQLite the same statement runs inside ``BEGIN
   IMMEDIATE``, which already holds the database's single write lock. The key row is locked
   with the task, and its ``running_tasks`` counter is raised in the same transaction, so two
-  workers can never start more tasks of one key than its concurrency allows.
+  workers can never start more tasks of one key than its concurrency allows. A task whose
+  ``run_after`` (a fault-injected queue delay) is still ahead is not a candidate yet.
 * After the claim, a task changes status only through the verbs ``finish``, ``fail``,
   ``hand_back`` (workers), ``requeue_expired``, ``fail_expired`` (the sweeper) and ``cancel``
   (its owner). All of them go through one guarded update, ``_transition``: it updates ``WHERE
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from reelgate.core.errors import InvalidTransition, ReelgateError
@@ -40,6 +41,8 @@ class ClaimedTask:
     attempts: int
     #: A remote engine's state from an earlier attempt (None for a task never started).
     checkpoint: dict[str, Any] | None = None
+    #: The key's fault injection settings (``api_keys.faults``), read in the claim.
+    faults: dict[str, Any] | None = None
 
 
 def add_event(
@@ -63,12 +66,20 @@ def add_event(
 
 
 def claim_next(session: Session, worker_id: str, lease_seconds: float) -> ClaimedTask | None:
-    """Move the oldest runnable QUEUED task to RUNNING for ``worker_id``; None if there is none."""
+    """Move the oldest runnable QUEUED task to RUNNING for ``worker_id``; None if there is none.
+
+    Runnable: its key has a free concurrency slot, and its ``run_after`` (a fault-injected
+    queue delay) is unset or past.
+    """
     now = utcnow()
     candidate = (
         select(Task.id)
         .join(ApiKey, ApiKey.id == Task.api_key_id)
-        .where(Task.status == TaskStatus.QUEUED.value, ApiKey.running_tasks < ApiKey.concurrency)
+        .where(
+            Task.status == TaskStatus.QUEUED.value,
+            ApiKey.running_tasks < ApiKey.concurrency,
+            or_(Task.run_after.is_(None), Task.run_after <= now),
+        )
         .order_by(Task.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=[Task.__table__, ApiKey.__table__])
@@ -91,11 +102,12 @@ def claim_next(session: Session, worker_id: str, lease_seconds: float) -> Claime
     ).first()
     if row is None:
         return None
-    session.execute(
+    faults = session.execute(
         update(ApiKey)
         .where(ApiKey.id == row.api_key_id)
         .values(running_tasks=ApiKey.running_tasks + 1)
-    )
+        .returning(ApiKey.faults)
+    ).scalar_one()
     add_event(
         session, row.id, TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id, f"attempt {row.attempts}"
     )
@@ -106,6 +118,7 @@ def claim_next(session: Session, worker_id: str, lease_seconds: float) -> Claime
         dict(row.params),
         row.attempts,
         dict(row.checkpoint) if row.checkpoint is not None else None,
+        dict(faults) if faults else None,
     )
 
 

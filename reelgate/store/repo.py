@@ -101,6 +101,12 @@ def set_key_disabled(session: Session, key: ApiKey, disabled: bool) -> None:
     session.flush()
 
 
+def set_key_faults(session: Session, key: ApiKey, faults: dict[str, Any] | None) -> None:
+    """Set (or, with None, remove) one key's fault injection settings."""
+    key.faults = faults
+    session.flush()
+
+
 def take_coins(session: Session, key_id: int, amount: int) -> bool:
     """Reserve ``amount`` coins atomically; False when the balance is short or the key disabled.
 

@@ -107,7 +107,7 @@ class TaskObject(WireAnswer):
     """The flat v2 task object: the answer of every submit and of ``/openapi/v2/query``.
 
     A refused request (bad key, invalid body, …) has the same shape with ``status: FAILED``,
-    an ``errorCode`` and no ``taskId``.
+    an ``errorCode`` and no ``taskId``; a rate-limited one is a ``RateLimitedTask``.
     """
 
     task_id: Text = Field(description="The task's 19-digit id.", examples=["2009191190196789249"])
@@ -119,6 +119,23 @@ class TaskObject(WireAnswer):
     prompt_tips: Text = ""
     failed_reason: FailedReason | None = sent_when_set(description="Sent when FAILED.")
     usage: Usage | None = sent_when_set(description="Sent once the task ended.")
+
+
+class RateLimitedTask(WireAnswer):
+    """A v2 task path's answer to a rate-limited request (HTTP 429 with ``Retry-After``).
+
+    The task object's fields, with the ``taskId`` that was asked about (if any), ``1003``, and
+    no ``status``: the request was not served, so nothing is said about the task. Never
+    ``FAILED``, which a RunningHub client polling the task would take for the task's end.
+    """
+
+    task_id: Text = Field("", description="The task the request asked about, if any.")
+    status: None = Field(None, description="Always null: the task was not looked at.")
+    error_code: ErrorCode = Field("1003", description="`1003`.")
+    error_message: Text = ""
+    results: None = None
+    client_id: Text = ""
+    prompt_tips: Text = ""
 
 
 class Envelope(WireAnswer, Generic[T]):

@@ -32,6 +32,7 @@ from reelgate.core.errors import (
     TaskCancelled,
     TaskTimedOut,
 )
+from reelgate.core.faults import Faults
 from reelgate.core.status import TaskStatus
 from reelgate.engines.base import Engine, RemoteEngine, RemoteJob, RenderContext
 from reelgate.engines.registry import load_engine
@@ -170,6 +171,16 @@ class Worker:
 
     def _process(self, claimed: ClaimedTask) -> None:
         active = self._active[claimed.id]
+        faults = Faults.from_stored(claimed.faults)
+        if faults is not None and faults.fails_task(claimed.id):
+            # Fault injection: the task fails as a real one would, refunded, without rendering.
+            log.info("task %s fails by its key's fault settings", claimed.id)
+            try:
+                self._fail(claimed.id, faults.failure())
+            finally:
+                with self._lock:
+                    self._active.pop(claimed.id, None)
+            return
         scratch = Path(tempfile.mkdtemp(prefix=f"reelgate-{claimed.id}-"))
         try:
             self._render(active, scratch)

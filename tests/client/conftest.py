@@ -104,6 +104,7 @@ def server_settings(data_dir: Path, **overrides: object) -> Settings:
         "data_dir": data_dir,
         "allow_private_networks": True,
         "rate_limit_per_second": 0,
+        "query_rate_limit_per_second": 0,
         "worker": WorkerSettings(
             lease_seconds=3.0, heartbeat_seconds=0.3, poll_seconds=0.02, sweep_seconds=0.5
         ),
@@ -212,6 +213,7 @@ def serve_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServePro
         REELGATE_DATA_DIR=str(data_dir),
         REELGATE_ALLOW_PRIVATE_NETWORKS="true",
         REELGATE_RATE_LIMIT_PER_SECOND="0",
+        REELGATE_QUERY_RATE_LIMIT_PER_SECOND="0",
         REELGATE_PREVIEW_LONG_SIDE="160",
         REELGATE_DEFAULT_KEY_CONCURRENCY="2",
         PYTHONPATH=str(ROOT),

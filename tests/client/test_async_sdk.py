@@ -203,7 +203,12 @@ async def test_server_refusals_map_to_the_error_tree(idle_server: Server) -> Non
 
 
 async def test_rate_limits_are_retried_after_a_pause(tmp_path: Path) -> None:
-    with running_server(tmp_path / "limited", worker=False, rate_limit_per_second=5) as srv:
+    with running_server(
+        tmp_path / "limited",
+        worker=False,
+        query_rate_limit_per_second=5,
+        rate_limit_window_seconds=1,
+    ) as srv:
         async with client(srv, retry=NO_RETRY) as rg:
             task = await rg.run(
                 "kling-video-o3-std/image-to-video",

@@ -25,6 +25,7 @@ import httpx
 
 from reelgate.runtime import Runtime
 from reelgate.samples import sample_image
+from reelgate.service import Service
 from reelgate.worker.worker import Worker
 from tests.conftest import new_key
 
@@ -38,7 +39,13 @@ QUERY = "/openapi/v2/query"
 FIRST = "https://example.com/first.png"
 VIDEO = "https://example.com/in.mp4"
 #: Headers whose value is part of the contract (or of reelgate's documented extensions).
-KEPT_HEADERS = ("content-type", "x-reelgate-poll-after", "x-reelgate-progress", "allow")
+KEPT_HEADERS = (
+    "content-type",
+    "x-reelgate-poll-after",
+    "x-reelgate-progress",
+    "allow",
+    "retry-after",
+)
 
 SEED_I2V = {
     "prompt": "A girl walks down a lantern-lit street at night, the camera slowly follows her",
@@ -60,7 +67,8 @@ class Call:
     content: bytes | None = None
     files: dict[str, Any] | None = None
     data: dict[str, str] | None = None
-    #: "good", "poor" (no coins, queue cap 1), "none" (no Authorization), or a literal key.
+    #: "good", "poor" (no coins, queue cap 1), "limited" (every request answered rate-limited,
+    #: by fault injection), "none" (no Authorization), or a literal key.
     key: str = "good"
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -71,6 +79,7 @@ class Keys:
     poor: str
     capped: str
     other: str
+    limited: str
 
 
 def answer_record(response: httpx.Response, normalise: Callable[[str], str]) -> dict[str, Any]:
@@ -339,6 +348,50 @@ def task_calls(ids: dict[str, str]) -> Iterator[Call]:
     )
 
 
+def rate_limited_calls(ids: dict[str, str]) -> Iterator[Call]:
+    """Every answer shape of a rate-limited request (HTTP 429, ``Retry-After``)."""
+    body = {"prompt": "a lantern street", "firstImageUrl": FIRST}
+    yield Call("limited submit", "POST", I2V, body, key="limited")
+    yield Call("limited query", "POST", QUERY, {"taskId": ids["running"]}, key="limited")
+    yield Call(
+        "limited query as integer", "POST", QUERY, {"taskId": int(ids["queued"])}, key="limited"
+    )
+    yield Call("limited query invalid JSON", "POST", QUERY, content=b"{", key="limited")
+    yield Call(
+        "limited price",
+        "POST",
+        I2V.replace("/v2/", "/v2/price-preview/"),
+        body,
+        key="limited",
+    )
+    yield Call("limited queue status", "GET", "/openapi/v2/queue/status", key="limited")
+    yield Call(
+        "limited account", "POST", "/uc/openapi/accountStatus", {"apikey": "<limited>"}, key="none"
+    )
+    yield Call(
+        "limited v1 status",
+        "POST",
+        "/task/openapi/status",
+        {"apiKey": "<limited>", "taskId": ids["running"]},
+        key="none",
+    )
+    yield Call(
+        "limited upload",
+        "POST",
+        "/openapi/v2/media/upload/binary",
+        files={"file": ("x.png", png(320, 320))},
+        key="limited",
+    )
+    yield Call(
+        "limited legacy upload",
+        "POST",
+        "/task/openapi/upload",
+        files={"file": ("f.png", png(320, 320))},
+        data={"apiKey": "<limited>"},
+        key="none",
+    )
+
+
 def make_tasks(
     http: httpx.Client, runtime: Runtime, base_url: str, image_url: str
 ) -> dict[str, str]:
@@ -377,7 +430,9 @@ def run_corpus(runtime: Runtime, base_url: str) -> list[dict[str, Any]]:
         poor=new_key(runtime, coins=10),
         capped=new_key(runtime, queue_cap=1),
         other=new_key(runtime),
+        limited=new_key(runtime),
     )
+    Service(runtime).set_key_faults(keys.limited, {"rate_limit_rate": 1})
     normalise = Normaliser(base_url)
     records: list[dict[str, Any]] = []
     with httpx.Client(
@@ -394,6 +449,7 @@ def run_corpus(runtime: Runtime, base_url: str) -> list[dict[str, Any]]:
             *upload_calls(),
             *operations_calls(),
             *task_calls(ids),
+            *rate_limited_calls(ids),
         ]
         for call in calls:
             response = send(http, call, keys)
@@ -403,7 +459,7 @@ def run_corpus(runtime: Runtime, base_url: str) -> list[dict[str, Any]]:
 
 def _with_keys(value: Any, keys: Keys) -> Any:
     if isinstance(value, str):
-        return value.replace("<good>", keys.good)
+        return value.replace("<good>", keys.good).replace("<limited>", keys.limited)
     if isinstance(value, dict):
         return {k: _with_keys(v, keys) for k, v in value.items()}
     if isinstance(value, list):
@@ -413,7 +469,13 @@ def _with_keys(value: Any, keys: Keys) -> Any:
 
 def send(http: httpx.Client, call: Call, keys: Keys) -> httpx.Response:
     headers = dict(call.headers)
-    named = {"good": keys.good, "poor": keys.poor, "capped": keys.capped, "other": keys.other}
+    named = {
+        "good": keys.good,
+        "poor": keys.poor,
+        "capped": keys.capped,
+        "other": keys.other,
+        "limited": keys.limited,
+    }
     if call.key == "none":
         headers["Authorization"] = ""
     else:

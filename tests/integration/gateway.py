@@ -39,6 +39,7 @@ def settings(data_dir: Path, **overrides: Any) -> Settings:
         "allow_private_networks": True,
         "preview_long_side": 128,
         "rate_limit_per_second": 0,
+        "query_rate_limit_per_second": 0,
         "worker": FAST_WORKER,
         "upstream": FAST_UPSTREAM,
     }
