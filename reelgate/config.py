@@ -78,6 +78,27 @@ class WorkerSettings(BaseModel):
     shutdown_grace_seconds: float = 20.0
 
 
+class WebhookSettings(BaseModel):
+    """How ``TASK_END`` events are delivered to a task's ``webhookUrl``."""
+
+    #: Seconds a receiver has to answer; a 2xx within it counts as delivered.
+    timeout_seconds: float = 10.0
+    #: How long failed deliveries are retried, counted from the first attempt (or from a
+    #: ``retryWebhook``), before the event is marked FAILED.
+    retry_for_seconds: float = 24 * 3600.0
+    #: The first retry's delay; each further one doubles it (with full jitter), up to
+    #: ``max_retry_interval_seconds``.
+    first_retry_seconds: float = 5.0
+    max_retry_interval_seconds: float = 3600.0
+    #: Deliveries in flight at once, per worker process.
+    concurrency: int = 8
+    #: How often a worker looks for due deliveries.
+    poll_seconds: float = 1.0
+    #: Non-public networks (CIDR) that webhook URLs may reach when private networks are
+    #: refused, e.g. a receiver on the LAN.
+    allowed_networks: list[str] = []
+
+
 class UpstreamSettings(BaseModel):
     """How the ``upstream`` engine uses the RunningHub-compatible server it forwards to."""
 
@@ -192,6 +213,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     diffusers: DiffusersSettings = DiffusersSettings()
 
     @field_validator("rate_limit_storage")

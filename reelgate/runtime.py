@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,16 @@ class Runtime:
             with db.write() as session:
                 secret = repo.ensure_meta(session, "signing_secret", lambda: secrets.token_hex(32))
         return cls(settings, db, storage, LinkSigner(secret, storage))
+
+    def result_url(self, base_url: str, key: str) -> str:
+        """A signed link to a stored result, valid for ``result_url_ttl_seconds``.
+
+        The expiry is rounded up to the hour, so repeated queries within an hour return the same
+        link.
+        """
+        ttl = self.settings.result_url_ttl_seconds
+        expires = math.ceil((time.time() + ttl) / 3600) * 3600
+        return self.signer.url(base_url, key, expires)
 
     def close(self) -> None:
         self.db.dispose()

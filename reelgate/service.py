@@ -4,7 +4,6 @@ account, readiness."""
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from reelgate.core.errors import (
     StorageError,
     TaskNotFound,
     UnknownModel,
+    WebhookNotFound,
 )
 from reelgate.core.faults import Faults
 from reelgate.core.ids import SnowflakeGenerator, is_task_id
@@ -37,10 +37,14 @@ from reelgate.core.pricing import yuan_text
 from reelgate.core.status import TaskStatus
 from reelgate.limiting import Budget, RateLimits
 from reelgate.runtime import Runtime
-from reelgate.store import queue, repo
+from reelgate.store import outbox, queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
+from reelgate.store.views import webhook_detail
 from reelgate.uploads import IncomingUpload
+from reelgate.webhooks.secret import public_secret
+from reelgate.webhooks.urls import checked_webhook_url
 from reelgate.wire import AccountStatus, QueueStatus
+from reelgate.wire.webhooks import WebhookDetail
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -272,9 +276,20 @@ class Service:
         return model
 
     def submit(
-        self, caller: Caller, model_path: str, body: Any, *, idempotency_key: str | None = None
+        self,
+        caller: Caller,
+        model_path: str,
+        body: Any,
+        *,
+        idempotency_key: str | None = None,
+        links_base_url: str | None = None,
     ) -> Task:
-        """Validate, reserve the price and write the task: all in one transaction."""
+        """Validate, reserve the price and write the task: all in one transaction.
+
+        ``links_base_url`` is the base URL the request came through: the result links inside
+        the task's webhook event use it.
+        """
+        webhook_url, body = self._webhook_of(body)
         path, params, price = self._priced(model_path, body)
         idempotency_key = _checked_idempotency_key(idempotency_key)
         try:
@@ -309,6 +324,8 @@ class Service:
                     reserved_coins=price,
                     idempotency_key=idempotency_key,
                     created_at=now,
+                    webhook_url=webhook_url,
+                    links_base_url=links_base_url[:512] if webhook_url and links_base_url else None,
                     run_after=_queue_delay_until(caller.faults, now),
                 )
                 queue.add_event(
@@ -326,6 +343,56 @@ class Service:
                 if existing is None:
                     raise
                 return _same_request(existing, path, params)
+
+    def _webhook_of(self, body: Any) -> tuple[str | None, Any]:
+        """(the checked ``webhookUrl`` or None, the body without it).
+
+        The URL obeys the address rules of input media, checked now so that a refused address
+        is answered at submit (1001) rather than discovered when the task ends.
+        """
+        if not isinstance(body, dict) or body.get("webhookUrl") is None:
+            return None, body
+        url = body["webhookUrl"]
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidParameters("webhookUrl must be a non-empty string")
+        rest = {name: value for name, value in body.items() if name != "webhookUrl"}
+        return checked_webhook_url(url, self.settings), rest
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    def webhook_secret(self, caller: Caller) -> str:
+        """The key's signing secret (``whsec_…``), for its owner."""
+        with self.db.read() as session:
+            key = session.get(ApiKey, caller.id)
+            assert key is not None
+            return public_secret(key.webhook_secret)
+
+    def webhook_detail(self, caller: Caller, task_id: Any) -> WebhookDetail:
+        """The delivery record of a task's event (getWebhookDetail)."""
+        task = self.get_task(caller, task_id)
+        with self.db.read() as session:
+            delivery = outbox.for_task(session, task.id, caller.id)
+            if delivery is None:
+                raise WebhookNotFound(f"task {task.id} has no webhook event")
+            prefix = session.get(ApiKey, caller.id)
+            masked = (prefix.key_prefix if prefix else "") + "*" * 18
+            return webhook_detail(delivery, masked)
+
+    def retry_webhook(self, caller: Caller, webhook_id: Any, url: str | None) -> None:
+        """Send an event again from now on (retryWebhook), to ``url`` when given."""
+        if isinstance(webhook_id, int) and not isinstance(webhook_id, bool):
+            webhook_id = str(webhook_id)
+        if not isinstance(webhook_id, str) or not webhook_id.strip().isdigit():
+            raise InvalidParameters("webhookId is required (data.id of getWebhookDetail)")
+        if url is not None and (not isinstance(url, str) or not url.strip()):
+            raise InvalidParameters("webhookUrl must be a non-empty string")
+        checked = checked_webhook_url(url, self.settings) if url else None
+        number = int(webhook_id.strip())
+        if number >= 2**63:
+            raise WebhookNotFound(f"no webhook event {webhook_id}")
+        with self.db.write() as session:
+            if outbox.redeliver(session, number, caller.id, checked) is None:
+                raise WebhookNotFound(f"no webhook event {webhook_id}")
 
     def get_task(self, caller: Caller, task_id: Any) -> Task:
         task_key = _parse_task_id(task_id)
@@ -361,9 +428,7 @@ class Service:
         return self.runtime.signer.url(base_url, key, expires)
 
     def result_url(self, base_url: str, key: str) -> str:
-        # Rounded up to the hour, so repeated queries within an hour return the same link.
-        expires = math.ceil((time.time() + self.settings.result_url_ttl_seconds) / 3600) * 3600
-        return self.runtime.signer.url(base_url, key, expires)
+        return self.runtime.result_url(base_url, key)
 
     def open_signed_file(self, key: str, expires: str, signature: str) -> Path:
         """The stored file behind a signed link (``/files/{key}?expires=…&signature=…``).
@@ -447,7 +512,7 @@ class Service:
         model = get_model(model_path)
         if model is not None:
             request = model.parse(body)
-            params = request.model_dump(mode="json", exclude_none=True)
+            params = request.parameters()
             return model.path, params, model.reserve_cost(request)
         path = model_path.strip("/")
         if self.settings.engine_for(path) != "upstream":

@@ -13,7 +13,7 @@ from reelgate import __version__
 from reelgate.api import openapi
 from reelgate.api.bodycap import BodyCap
 from reelgate.api.errors import install_error_handlers
-from reelgate.api.routes import account, health, media, models, tasks
+from reelgate.api.routes import account, health, media, models, tasks, webhooks
 from reelgate.api.routes.health import Metrics
 from reelgate.config import Settings
 from reelgate.runtime import Runtime
@@ -60,6 +60,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         return response
 
     # Fixed paths first: the unknown-model route matches any two path segments under /openapi/v2.
-    for router in (health.router, tasks.router, media.router, account.router, models.router):
+    for router in (
+        health.router,
+        tasks.router,
+        webhooks.router,
+        media.router,
+        account.router,
+        models.router,
+    ):
         app.include_router(router)
     return app

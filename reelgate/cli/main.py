@@ -178,6 +178,7 @@ def keys_create(
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from reelgate.core.errors import InvalidParameters
+    from reelgate.webhooks.secret import public_secret
 
     with _service() as service:
         try:
@@ -194,12 +195,13 @@ def keys_create(
                     "name": key.name,
                     "coins": key.coins,
                     "concurrency": key.concurrency,
-                    "webhookSecret": key.webhook_secret,
+                    "webhookSecret": public_secret(key.webhook_secret),
                 }
             )
         )
     else:
         console.print(f"API key for {name!r} (shown once): [bold]{key.api_key}[/bold]")
+        console.print(f"Webhook signing secret: {public_secret(key.webhook_secret)}")
 
 
 @keys_app.command("list")

@@ -71,6 +71,12 @@ from reelgate.client._models import (
     Usage,
 )
 from reelgate.client._upload import MemoryUploadCache, UploadCache
+from reelgate.client._webhooks import (
+    TaskEndEvent,
+    WebhookDetail,
+    WebhookVerificationError,
+    verify_webhook,
+)
 from reelgate.client.batch import (
     DEFAULT_CAPACITY_PATIENCE,
     DEFAULT_CONCURRENCY,
@@ -143,6 +149,7 @@ __all__ = [
     "StillRunning",
     "Task",
     "TaskCancelled",
+    "TaskEndEvent",
     "TaskError",
     "TaskFailed",
     "TaskInfo",
@@ -152,4 +159,7 @@ __all__ = [
     "UploadCache",
     "UploadedFile",
     "Usage",
+    "WebhookDetail",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

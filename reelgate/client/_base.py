@@ -70,6 +70,7 @@ from reelgate.client._models import (
     parse_request,
 )
 from reelgate.client._upload import MediaRef, MemoryUploadCache, UploadCache, find_local_media
+from reelgate.client._webhooks import WebhookDetail
 
 logger = logging.getLogger("reelgate.client")
 
@@ -177,6 +178,27 @@ class BaseClient:
 
     def _queue_request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         return self._json_request(http, "GET", "/openapi/v2/queue/status")
+
+    def _webhook_detail_request(
+        self, http: httpx.Client | httpx.AsyncClient, task_id: str
+    ) -> httpx.Request:
+        return self._json_request(
+            http,
+            "POST",
+            "/task/openapi/getWebhookDetail",
+            {"apiKey": self._api_key.reveal(), "taskId": task_id},
+        )
+
+    def _retry_webhook_request(
+        self, http: httpx.Client | httpx.AsyncClient, webhook_id: str, url: str | None
+    ) -> httpx.Request:
+        body = {"apiKey": self._api_key.reveal(), "webhookId": webhook_id}
+        if url is not None:
+            body["webhookUrl"] = url
+        return self._json_request(http, "POST", "/task/openapi/retryWebhook", body)
+
+    def _webhook_secret_request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        return self._json_request(http, "GET", "/reelgate/v1/webhook-secret")
 
     def _price_request(
         self, http: httpx.Client | httpx.AsyncClient, model_path: str, body: dict[str, Any]
@@ -405,6 +427,19 @@ class BaseClient:
     def _parse_queue(self, response: httpx.Response) -> QueueStatus:
         data = self._parse_envelope(response)
         return _validate(QueueStatus, data if isinstance(data, dict) else {}, response)
+
+    def _parse_webhook_detail(self, response: httpx.Response) -> WebhookDetail:
+        data = self._parse_envelope(response)
+        return _validate(WebhookDetail, data if isinstance(data, dict) else {}, response)
+
+    def _parse_done(self, response: httpx.Response) -> None:
+        self._parse_envelope(response)
+
+    def _parse_webhook_secret(self, response: httpx.Response) -> str:
+        body = self._body(response)
+        if not isinstance(body, dict) or not isinstance(body.get("webhookSecret"), str):
+            raise UnexpectedResponse("the answer has no webhookSecret", response=response)
+        return str(body["webhookSecret"])
 
     def _parse_price(self, response: httpx.Response) -> PricePreview:
         body = self._body(response)

@@ -47,6 +47,7 @@ from reelgate.client._models import (
 )
 from reelgate.client._poll import Poller, Retrier
 from reelgate.client._upload import LocalMedia, UploadCache, as_local, replace_media
+from reelgate.client._webhooks import WebhookDetail
 
 T = TypeVar("T")
 Tier = Literal["pro", "std"]
@@ -422,6 +423,26 @@ class Client(BaseClient):
     def queue_status(self) -> QueueStatus:
         """The key's concurrency limit and queue (``/openapi/v2/queue/status``)."""
         return self._call(lambda: self._queue_request(self._http), self._parse_queue)
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    def webhook_detail(self, task_id: str) -> WebhookDetail:
+        """A task's webhook event and how its delivery went (``getWebhookDetail``)."""
+        return self._call(
+            lambda: self._webhook_detail_request(self._http, task_id), self._parse_webhook_detail
+        )
+
+    def retry_webhook(self, webhook_id: str, url: str | None = None) -> None:
+        """Deliver a webhook event again, to ``url`` from now on when given (``retryWebhook``)."""
+        self._call(
+            lambda: self._retry_webhook_request(self._http, webhook_id, url), self._parse_done
+        )
+
+    def webhook_secret(self) -> str:
+        """The key's webhook signing secret (``whsec_…``), for ``verify_webhook``."""
+        return self._call(
+            lambda: self._webhook_secret_request(self._http), self._parse_webhook_secret
+        )
 
     def price(
         self,

@@ -23,6 +23,7 @@
     │   ├── TaskFailed               status FAILED (.error_code, .error_message, .error)
     │   └── TaskCancelled            status CANCEL
     ├── StillRunning                 a wait's deadline passed; the task goes on (.task_id)
+    ├── WebhookVerificationError     a webhook delivery did not verify (also ValueError)
     └── DownloadError                an output could not be saved intact
 
 ``retryable`` says whether repeating the same call can succeed. ``submit_safe`` says whether a
@@ -36,6 +37,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
+
+from reelgate.wire import webhooks as wire_webhooks
 
 if TYPE_CHECKING:
     from reelgate.client._models import TaskInfo
@@ -55,6 +58,10 @@ class ReelgateError(Exception):
 
 class RequestValidationError(ReelgateError, ValueError):
     """The request breaks a rule of the endpoint; nothing was sent."""
+
+
+class WebhookVerificationError(ReelgateError, wire_webhooks.WebhookVerificationError):
+    """A webhook delivery whose headers or signature do not verify: do not act on it."""
 
 
 class NetworkError(ReelgateError):

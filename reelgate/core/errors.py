@@ -4,6 +4,7 @@
     ├── InvalidApiKey                (1002; v1 802)
     ├── RateLimited                  (1003; HTTP 429 with Retry-After)
     ├── TaskNotFound                 (1004; v1 807)
+    ├── WebhookNotFound              (1004; v1 1 "webhook event not exists")
     ├── InternalError                (1005)
     ├── TaskTimedOut                 (1006)
     ├── InvalidParameters            (1007; v1 301)
@@ -148,6 +149,16 @@ class UnknownModel(InvalidParameters):
 
     def __init__(self, model_path: str) -> None:
         super().__init__(f"unknown model {model_path!r}")
+
+
+class WebhookNotFound(ReelgateError):
+    """No webhook event: the task has no ``webhookUrl``, has not ended yet, or the id is unknown.
+
+    v1 ``code 1`` as RunningHub answers getWebhookDetail for a task without a webhook.
+    """
+
+    code = "1004"
+    v1_code, v1_msg = 1, "webhook event not exists"
 
 
 class FileTooLarge(ReelgateError):

@@ -13,8 +13,9 @@ Read this module to know the queue's database contract:
   (its owner). All of them go through one guarded update, ``_transition``: it updates ``WHERE
   status = <expected>`` (and, for workers, ``AND worker_id = <me>``), so a late or duplicate
   worker can never overwrite a terminal state; it checks the move against
-  ``ALLOWED_TRANSITIONS``, keeps the key's running counter and coins in step and writes a
-  ``task_events`` row. Each verb returns None when the guard did not match.
+  ``ALLOWED_TRANSITIONS``, keeps the key's running counter and coins in step, writes a
+  ``task_events`` row and, for a task that ends and has a ``webhookUrl``, its outbox event.
+  Each verb returns None when the guard did not match.
 * ``renew_lease`` is the heartbeat: it extends a lease only while the task is still RUNNING for
   the same worker, so a worker learns from it that its task was cancelled or swept."""
 
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from reelgate.core.errors import InvalidTransition, ReelgateError
 from reelgate.core.status import ALLOWED_TRANSITIONS, TaskStatus
+from reelgate.store import outbox
 from reelgate.store.tables import ApiKey, Task, TaskEvent, WorkerRow, utcnow
 
 
@@ -368,7 +370,7 @@ def _transition(
         statement = statement.where(Task.lease_expires_at < lease_expired_by)
     row = session.execute(
         statement.values(status=to.value, **values).returning(
-            Task.id, Task.api_key_id, Task.reserved_coins
+            Task.id, Task.api_key_id, Task.reserved_coins, Task.webhook_url
         )
     ).first()
     if row is None:
@@ -389,6 +391,10 @@ def _transition(
     if key_changes:
         session.execute(update(ApiKey).where(ApiKey.id == row.api_key_id).values(**key_changes))
     add_event(session, task_id, expected, to, actor, detail)
+    if to.is_terminal and row.webhook_url:
+        # In this transaction: a task never ends without its event, nor has an event without
+        # having ended.
+        outbox.enqueue(session, task_id=row.id, api_key_id=row.api_key_id, url=row.webhook_url)
     return Transitioned(row.id, row.api_key_id, row.reserved_coins)
 
 

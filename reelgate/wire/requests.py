@@ -169,6 +169,16 @@ class ModelRequest(WireRequest):
     media_fields: ClassVar[tuple[str, ...]]
     #: Fields the contract marks required although they have a default: always sent.
     always_sent: ClassVar[frozenset[str]] = frozenset()
+    #: Fields that say where the answer goes rather than what to generate: not task parameters.
+    delivery_fields: ClassVar[frozenset[str]] = frozenset({"webhook_url"})
+
+    webhook_url: Annotated[StrictStr, Field(min_length=1, max_length=WEBHOOK_URL_MAX)] | None = (
+        Field(
+            None,
+            description="reelgate extension: an http(s) URL that receives the `TASK_END` event "
+            "(signed the Standard Webhooks way) when the task ends.",
+        )
+    )
 
     @classmethod
     def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
@@ -183,6 +193,11 @@ class ModelRequest(WireRequest):
         """
         given = self.model_fields_set | self.always_sent
         return self.model_dump(by_alias=True, exclude_none=True, include=given)
+
+    def parameters(self) -> dict[str, Any]:
+        """What the task is asked to generate, by Python name: every field but the delivery
+        ones, empty ones left out (what the server stores and compares for idempotency)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude=set(self.delivery_fields))
 
     def media(self) -> dict[str, list[Any]]:
         """The media values by wire field name, in order (what a worker must fetch)."""

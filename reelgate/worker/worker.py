@@ -41,6 +41,7 @@ from reelgate.runtime import Runtime
 from reelgate.store import queue
 from reelgate.store.queue import ClaimedTask
 from reelgate.store.tables import utcnow
+from reelgate.webhooks.dispatcher import WebhookDispatcher
 from reelgate.worker.jobs import prepare
 from reelgate.worker.remote import remote_context
 
@@ -110,6 +111,13 @@ class Worker:
             target=self._heartbeat_loop, args=(heartbeat_stop,), name="heartbeat", daemon=True
         )
         heartbeat.start()
+        # Webhook events go out from every worker process; they share the outbox safely.
+        dispatcher = WebhookDispatcher(self.runtime)
+        delivering_stop = threading.Event()
+        delivering = threading.Thread(
+            target=dispatcher.run, args=(delivering_stop,), name="webhooks", daemon=True
+        )
+        delivering.start()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="render")
         futures: set[Future[None]] = set()
         try:
@@ -126,6 +134,9 @@ class Worker:
             pool.shutdown(wait=True)
             heartbeat_stop.set()
             heartbeat.join()
+            delivering_stop.set()
+            delivering.join()
+            dispatcher.close()
             with self.db.write() as session:
                 queue.unregister_worker(session, self.id)
             self.fetcher.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -44,7 +45,9 @@ def test_keys_create_list_disable(tmp_path: Path, db_url: str) -> None:
     key = json.loads(created.stdout)
     assert len(key["apiKey"]) == 32
     assert (key["coins"], key["concurrency"]) == (500, 3)
-    assert len(key["webhookSecret"]) == 64
+    # The Standard Webhooks form: whsec_ and the base64 of 32 random bytes.
+    assert key["webhookSecret"].startswith("whsec_")
+    assert len(base64.b64decode(key["webhookSecret"].removeprefix("whsec_"))) == 32
     listed = json.loads(reelgate(env, "keys", "list", "--json").stdout)
     assert [(k["name"], k["prefix"], k["coins"], k["disabled"]) for k in listed] == [
         ("ci", key["apiKey"][:6], 500, False)

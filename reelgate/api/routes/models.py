@@ -33,7 +33,11 @@ async def _submit(path: str, request: Request, response: Response, caller: Calle
     svc = service(request)
     task = await run_in_threadpool(
         lambda: svc.submit(
-            caller, path, body, idempotency_key=request.headers.get("idempotency-key")
+            caller,
+            path,
+            body,
+            idempotency_key=request.headers.get("idempotency-key"),
+            links_base_url=base_url(request),
         )
     )
     request.app.state.metrics.submitted.labels(model=task.model).inc()
