@@ -35,6 +35,7 @@ from reelgate.core.ids import SnowflakeGenerator, is_task_id
 from reelgate.core.jsontext import value_depth
 from reelgate.core.pricing import yuan_text
 from reelgate.core.status import TaskStatus
+from reelgate.fleet import FleetMetrics, FleetSnapshot
 from reelgate.limiting import Budget, RateLimits
 from reelgate.runtime import Runtime
 from reelgate.store import outbox, queue, repo
@@ -85,6 +86,10 @@ class Service:
         self.db = runtime.db
         self.settings = runtime.settings
         self.rate_limits = RateLimits(runtime.settings, runtime.db)
+        # A worker not heard from within a lease is as good as gone: its tasks get swept.
+        self.fleet = FleetMetrics(
+            runtime.db, alive_within_seconds=runtime.settings.worker.lease_seconds
+        )
         #: Prices of passed-through models, from the upstream (made when first needed).
         self.upstream_prices: UpstreamPrices | None = None
         self._upstream_lock = threading.Lock()
@@ -483,6 +488,10 @@ class Service:
             total_current_tasks=running + queued,
             instance_count=0,
         )
+
+    def fleet_snapshot(self) -> FleetSnapshot:
+        """Tasks, queue, webhook outbox and workers as the database has them, for ``/metrics``."""
+        return self.fleet.read()
 
     def upstream_key_gauges(self) -> list[UpstreamKeyGauge]:
         """The upstream key pool's state, for ``/metrics``."""

@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # A rate-limit storage that cannot be built (Redis without its extra) stops the start,
     # rather than failing every request.
     app.state.service.rate_limits.limiter()
-    app.state.metrics = Metrics(app.state.service.upstream_key_gauges)
+    app.state.metrics = Metrics(
+        app.state.service.upstream_key_gauges, app.state.service.fleet_snapshot
+    )
     install_error_handlers(app)
     openapi.install(app)
     # Added before the version header's middleware, so that it runs inside it: its own refusals

@@ -52,3 +52,9 @@ class SnowflakeGenerator:
 
 def is_task_id(value: str) -> bool:
     return len(value) == 19 and value.isdigit()
+
+
+def first_id_at(unix_seconds: float) -> int:
+    """The smallest id a generator makes at ``unix_seconds``: ids below it were made earlier."""
+    ms = max(0, int(unix_seconds * 1000) - EPOCH_MS)
+    return ms << (_NODE_BITS + _SEQUENCE_BITS)

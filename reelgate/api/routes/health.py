@@ -8,21 +8,27 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from reelgate.api.deps import service
 from reelgate.core.errors import NotReady
+from reelgate.fleet import Distribution, FleetSnapshot
 from reelgate.service import UpstreamKeyGauge
 
 router = APIRouter(tags=["operations"])
 
 
 class Metrics:
-    def __init__(self, upstream_keys: Callable[[], list[UpstreamKeyGauge]]) -> None:
+    def __init__(
+        self,
+        upstream_keys: Callable[[], list[UpstreamKeyGauge]],
+        fleet: Callable[[], FleetSnapshot],
+    ) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(_Fleet(fleet))
         self.submitted = Counter(
             "reelgate_tasks_submitted",
             "Tasks accepted, by model",
@@ -58,6 +64,75 @@ class _UpstreamKeys(Collector):
             in_use.add_metric([key.label], key.in_use)
             capacity.add_metric([key.label], key.concurrency)
         yield from (in_rotation, in_use, capacity)
+
+
+class _Fleet(Collector):
+    """Tasks, queue, webhook outbox and workers, read from the database at each scrape: the
+    workers that change them run in other processes, often on other hosts (see
+    ``reelgate.fleet``)."""
+
+    def __init__(self, read: Callable[[], FleetSnapshot]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        fleet = self._read()
+        tasks = GaugeMetricFamily(
+            "reelgate_tasks",
+            "Tasks in the database, by model and status",
+            labels=["model", "status"],
+        )
+        for (model, status), count in sorted(fleet.tasks.counts.items()):
+            tasks.add_metric([model, status], count)
+        run = HistogramMetricFamily(
+            "reelgate_task_duration_seconds",
+            "Tasks that ran, by model and final status: seconds from their first claim to "
+            "their end",
+            labels=["model", "status"],
+        )
+        for (model, status), histogram in sorted(fleet.tasks.run_seconds.items()):
+            _add_histogram(run, [model, status], histogram)
+        dispatch = HistogramMetricFamily(
+            "reelgate_task_dispatch_latency_seconds",
+            "Tasks claimed by a worker, by model: seconds from their submit to their first claim",
+            labels=["model"],
+        )
+        for model, histogram in sorted(fleet.tasks.dispatch_seconds.items()):
+            _add_histogram(dispatch, [model], histogram)
+        deliveries = GaugeMetricFamily(
+            "reelgate_webhook_deliveries",
+            "Webhook events by delivery status (PENDING, RETRYING, SUCCESS, FAILED)",
+            labels=["status"],
+        )
+        for status, count in fleet.webhook_deliveries.items():
+            deliveries.add_metric([status], count)
+        yield from (tasks, run, dispatch, deliveries)
+        yield GaugeMetricFamily("reelgate_queue_depth", "QUEUED tasks", value=fleet.queue_depth)
+        yield GaugeMetricFamily(
+            "reelgate_queue_oldest_age_seconds",
+            "Seconds the oldest QUEUED task has waited to be claimed (0 when none waits)",
+            value=fleet.oldest_queued_seconds,
+        )
+        yield GaugeMetricFamily(
+            "reelgate_webhook_oldest_pending_age_seconds",
+            "Seconds since the oldest webhook event still PENDING or RETRYING was written "
+            "(0 when none is)",
+            value=fleet.oldest_undelivered_seconds,
+        )
+        yield GaugeMetricFamily(
+            "reelgate_workers_alive",
+            "Workers whose heartbeat came within a lease",
+            value=fleet.workers_alive,
+        )
+        yield GaugeMetricFamily(
+            "reelgate_workers_silent",
+            "Registered workers without a heartbeat for longer than a lease (forgotten after ten)",
+            value=fleet.workers_silent,
+        )
+
+
+def _add_histogram(family: HistogramMetricFamily, labels: list[str], data: Distribution) -> None:
+    buckets = [(repr(float(b)), n) for b, n in zip(data.bounds, data.at_most, strict=True)]
+    family.add_metric(labels, [*buckets, ("+Inf", data.count)], sum_value=data.total)
 
 
 class Health(BaseModel):

@@ -1,0 +1,290 @@
+"""``/metrics`` after real tasks: a real worker renders with the preview engine, webhooks go to
+loopback receivers, and the exposition is parsed the way Prometheus reads it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from reelgate.config import Settings, WebhookSettings
+from reelgate.core.ids import SnowflakeGenerator
+from reelgate.fleet import DISPATCH_BOUNDS, RUN_BOUNDS, FleetMetrics
+from reelgate.runtime import Runtime
+from reelgate.samples import sample_image
+from reelgate.service import Service
+from reelgate.store import repo
+from reelgate.worker.worker import Worker
+from tests.conftest import LiveServer, make_settings, new_key
+from tests.integration.webhook_receiver import Receiver
+
+STD = "kling-video-o3-std/image-to-video"
+PRO = "kling-video-o3-pro/image-to-video"
+#: sample name -> {labels as a sorted tuple -> value}
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    # A failed delivery waits long before its retry, so it stays RETRYING while the test looks.
+    webhooks = WebhookSettings(first_retry_seconds=600, poll_seconds=0.05)
+    return make_settings(tmp_path / "data", db_url, webhooks=webhooks)
+
+
+def scrape(url: str) -> Samples:
+    answer = httpx.get(url + "/metrics")
+    assert answer.status_code == 200
+    samples: Samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            labels = tuple(sorted(sample.labels.items()))
+            samples.setdefault(sample.name, {})[labels] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+
+
+def histogram(samples: Samples, name: str, **labels: str) -> tuple[list[float], float, float]:
+    """(the buckets' counts in bound order, +Inf last; _count; _sum) of one labelled series."""
+    buckets = [
+        (float(dict(key)["le"]), count)
+        for key, count in samples.get(name + "_bucket", {}).items()
+        if {k: v for k, v in key if k != "le"} == labels
+    ]
+    return (
+        [count for _, count in sorted(buckets)],
+        value(samples, name + "_count", **labels),
+        value(samples, name + "_sum", **labels),
+    )
+
+
+def image_body(webhook_url: str | None = None) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    sample_image(400, 400).save(buffer, format="PNG")
+    image = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    body: dict[str, Any] = {"prompt": "pan left", "firstImageUrl": image, "duration": 3}
+    if webhook_url:
+        body["webhookUrl"] = webhook_url
+    return body
+
+
+def submit(http: httpx.Client, model: str, webhook_url: str | None = None) -> str:
+    answer = http.post(f"/openapi/v2/{model}", json=image_body(webhook_url)).json()
+    assert answer["status"] == "QUEUED", answer
+    return str(answer["taskId"])
+
+
+def wait_until(check: Any, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
+
+
+def cancel(http: httpx.Client, task_id: str) -> None:
+    answer = http.post("/task/openapi/cancel", json={"taskId": task_id}).json()
+    assert answer["code"] == 0, answer
+
+
+def status_of(http: httpx.Client, task_id: str) -> str:
+    return str(http.post("/openapi/v2/query", json={"taskId": task_id}).json()["status"])
+
+
+@pytest.fixture
+def worker(runtime: Runtime) -> Iterator[tuple[Worker, threading.Event, threading.Thread]]:
+    stop = threading.Event()
+    w = Worker(runtime, concurrency=2, shutdown_grace_seconds=5)
+    thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
+    thread.start()
+    yield w, stop, thread
+    stop.set()
+    thread.join(30)
+
+
+def test_metrics_count_real_tasks_their_durations_the_queue_webhooks_and_workers(
+    runtime: Runtime,
+    live_server: LiveServer,
+    http: httpx.Client,
+    worker: tuple[Worker, threading.Event, threading.Thread],
+) -> None:
+    failing_key = new_key(runtime)
+    Service(runtime).set_key_faults(failing_key, {"fail_rate": 1.0})
+    with (
+        Receiver() as accepting,
+        Receiver(status=500) as refusing,
+        httpx.Client(
+            base_url=live_server.url, headers={"Authorization": f"Bearer {failing_key}"}
+        ) as failing,
+    ):
+        ran = [
+            submit(http, STD, accepting.url),
+            submit(http, STD, accepting.url),
+            submit(http, PRO, refusing.url),
+            submit(failing, STD),
+        ]
+        wait_until(lambda: all(status_of(http, t) in ("SUCCESS", "FAILED") for t in ran[:3]))
+        wait_until(lambda: status_of(failing, ran[3]) == "FAILED")
+        accepting.wait_for(2)
+        refusing.wait_for(1)
+        wait_until(
+            lambda: (
+                value(scrape(live_server.url), "reelgate_webhook_deliveries", status="RETRYING")
+                == 1
+            )
+        )
+        while_working = scrape(live_server.url)
+
+    _, stop, thread = worker
+    stop.set()
+    thread.join(30)
+    # With no worker left, these wait in the queue; one of them is cancelled before it starts.
+    waiting = [submit(http, STD) for _ in range(3)]
+    cancel(http, waiting[0])
+    after = scrape(live_server.url)
+
+    assert [status_of(http, t) for t in ran[:3]] == ["SUCCESS"] * 3
+    assert value(while_working, "reelgate_workers_alive") == 1
+    assert value(after, "reelgate_workers_alive") == 0
+    assert value(after, "reelgate_workers_silent") == 0
+
+    tasks = {
+        (dict(key)["model"], dict(key)["status"]): count
+        for key, count in after["reelgate_tasks"].items()
+    }
+    assert tasks == {
+        (STD, "SUCCESS"): 2,
+        (PRO, "SUCCESS"): 1,
+        (STD, "FAILED"): 1,
+        (STD, "QUEUED"): 2,
+        (STD, "CANCEL"): 1,
+    }
+    assert value(after, "reelgate_queue_depth") == 2
+    assert value(while_working, "reelgate_queue_depth") == 0
+    assert value(while_working, "reelgate_queue_oldest_age_seconds") == 0
+    assert value(after, "reelgate_queue_oldest_age_seconds") > 0
+
+    # Durations: one observation per task that ran, by its end; none for a task never claimed.
+    for (model, status), count in [
+        ((STD, "SUCCESS"), 2),
+        ((PRO, "SUCCESS"), 1),
+        ((STD, "FAILED"), 1),
+    ]:
+        buckets, observed, total = histogram(
+            after, "reelgate_task_duration_seconds", model=model, status=status
+        )
+        assert observed == count
+        assert len(buckets) == len(RUN_BOUNDS) + 1 and buckets[-1] == count
+        assert buckets == sorted(buckets)
+        assert total >= 0
+    assert histogram(after, "reelgate_task_duration_seconds", model=STD, status="SUCCESS")[2] > 0
+    assert histogram(after, "reelgate_task_duration_seconds", model=STD, status="CANCEL")[1] == 0
+    # Dispatch: every task claimed once, by model (the failed one was claimed, then failed).
+    for model, count in [(STD, 3), (PRO, 1)]:
+        buckets, observed, total = histogram(
+            after, "reelgate_task_dispatch_latency_seconds", model=model
+        )
+        assert observed == count
+        assert len(buckets) == len(DISPATCH_BOUNDS) + 1 and buckets[-1] == count
+        assert buckets == sorted(buckets)
+        assert total >= 0
+
+    deliveries = {dict(k)["status"]: v for k, v in after["reelgate_webhook_deliveries"].items()}
+    assert deliveries == {"PENDING": 0, "RETRYING": 1, "SUCCESS": 2, "FAILED": 0}
+    assert value(after, "reelgate_webhook_oldest_pending_age_seconds") > 0
+
+    # Histograms are cumulative: a later scrape never counts fewer.
+    again = scrape(live_server.url)
+    for name in ("reelgate_task_duration_seconds", "reelgate_task_dispatch_latency_seconds"):
+        assert again[name + "_count"] == after[name + "_count"]
+        assert again[name + "_bucket"] == after[name + "_bucket"]
+
+
+def test_settled_tasks_are_tallied_once_and_agree_with_a_full_count(
+    runtime: Runtime, http: httpx.Client, worker: tuple[Worker, threading.Event, threading.Thread]
+) -> None:
+    """With no margin, tasks below the lowest open one settle at once; the kept tally plus the
+    newer tasks equals what a new reader counts from scratch, as tasks end and arrive."""
+    settling = FleetMetrics(runtime.db, alive_within_seconds=3, settle_seconds=0)
+
+    def fresh() -> Any:
+        return FleetMetrics(runtime.db, alive_within_seconds=3, settle_seconds=0).read().tasks
+
+    first = submit(http, STD)
+    wait_until(lambda: status_of(http, first) == "SUCCESS")
+    _, stop, thread = worker
+    stop.set()
+    thread.join(30)
+    queued = [submit(http, STD), submit(http, PRO)]
+    assert settling.read().tasks == fresh()
+    assert settling._settled_below > int(first)  # the ended task was folded in
+    assert settling._settled_below == int(queued[0])  # the oldest open task bounds it
+
+    for task_id in queued:
+        cancel(http, task_id)
+    later = settling.read().tasks
+    assert settling._settled_below > int(queued[-1])
+    assert later == fresh()
+    assert later.counts == {(STD, "SUCCESS"): 1, (STD, "CANCEL"): 1, (PRO, "CANCEL"): 1}
+    assert later.run_seconds[(STD, "SUCCESS")].count == 1
+    assert set(later.dispatch_seconds) == {STD}
+
+
+def test_durations_fall_in_their_buckets(runtime: Runtime) -> None:
+    """The database's own arithmetic on known times: each observation in the right bucket, the
+    sums exact, a start before its submit (two hosts' clocks apart) counted as 0."""
+    submitted = datetime(2026, 1, 1, 12, 0, 0)
+    rows = [  # (status, seconds to the first claim or None, seconds of the run or None)
+        ("SUCCESS", 0.05, 0.5),
+        ("SUCCESS", 2.0, 7.0),
+        ("FAILED", 1000.0, 4000.0),
+        ("RUNNING", -3.0, None),
+        ("CANCEL", None, None),
+    ]
+    ids = SnowflakeGenerator()
+    with runtime.db.write() as session:
+        key = repo.create_key(session, name="times", coins=0, concurrency=1, queue_cap=1)
+        for status, dispatch, run in rows:
+            started = None if dispatch is None else submitted + timedelta(seconds=dispatch)
+            finished = None
+            if started is not None and run is not None:
+                finished = started + timedelta(seconds=run)
+            repo.insert_task(
+                session,
+                id=ids.next_id(),
+                api_key_id=key.id,
+                model=STD,
+                params={},
+                status=status,
+                max_attempts=3,
+                reserved_coins=0,
+                created_at=submitted,
+                started_at=started,
+                finished_at=finished,
+            )
+    tasks = FleetMetrics(runtime.db, alive_within_seconds=3).read().tasks
+
+    def at_most(values: list[float], bounds: tuple[float, ...]) -> tuple[int, ...]:
+        return tuple(sum(v <= bound for v in values) for bound in bounds)
+
+    succeeded = tasks.run_seconds[(STD, "SUCCESS")]
+    assert (succeeded.at_most, succeeded.count) == (at_most([0.5, 7.0], RUN_BOUNDS), 2)
+    assert succeeded.total == pytest.approx(7.5, abs=1e-3)
+    failed = tasks.run_seconds[(STD, "FAILED")]
+    assert (failed.at_most, failed.count) == (at_most([4000.0], RUN_BOUNDS), 1)
+    assert failed.total == pytest.approx(4000.0, abs=1e-3)
+    assert set(tasks.run_seconds) == {(STD, "SUCCESS"), (STD, "FAILED")}
+    dispatched = tasks.dispatch_seconds[STD]
+    latencies = [0.05, 2.0, 1000.0, 0.0]
+    assert (dispatched.at_most, dispatched.count) == (at_most(latencies, DISPATCH_BOUNDS), 4)
+    assert dispatched.total == pytest.approx(sum(latencies), abs=1e-3)
