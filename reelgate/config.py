@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     preview_watermark: bool = True
     #: Long side of preview renders in pixels (720p class by default; smaller is faster).
     preview_long_side: int = 1280
+    #: ``text`` log lines, or ``json``: one object per line with ``time``, ``level``, ``logger``,
+    #: ``message``, the ``taskId`` being processed and any ``exception`` (``reelgate.logs``).
+    log_format: Literal["text", "json"] = "text"
     #: Lifetime of signed upload links (RunningHub: one day).
     upload_url_ttl_seconds: int = 86_400
     #: Lifetime of signed result links, counted from the query that returned them.

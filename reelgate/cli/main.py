@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import threading
@@ -56,10 +55,10 @@ def _root(
         os.environ["REELGATE_API_KEY"] = api_key
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    from reelgate.logs import configure_logging
+
+    configure_logging(settings.log_format)
 
 
 @app.command()
@@ -79,12 +78,13 @@ def serve(
     import uvicorn
 
     from reelgate.api.app import create_app
+    from reelgate.logs import uvicorn_log_config
     from reelgate.runtime import Runtime
     from reelgate.service import Service
     from reelgate.worker.pool import WorkerPool
 
-    _logging()
     settings = Settings()
+    _logging(settings)
     runtime = Runtime.open(settings)
     first_key = Service(runtime).ensure_first_key()
     if first_key:
@@ -92,7 +92,13 @@ def serve(
             f"Created the first API key: [bold]{first_key}[/bold]\n"
             f"(saved in {runtime.first_key_path}; it is not shown again)"
         )
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), host=host, port=port))
+    config = uvicorn.Config(
+        create_app(runtime=runtime),
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(settings.log_format),
+    )
+    server = uvicorn.Server(config)
     pool = WorkerPool(workers)
     if workers:
         pool.start()
@@ -148,8 +154,9 @@ def worker(
     from reelgate.runtime import Runtime
     from reelgate.worker.worker import Worker
 
-    _logging()
-    runtime = Runtime.open(Settings())
+    settings = Settings()
+    _logging(settings)
+    runtime = Runtime.open(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

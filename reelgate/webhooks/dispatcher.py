@@ -23,6 +23,7 @@ import httpx
 from reelgate import __version__
 from reelgate.core.errors import InvalidUrl
 from reelgate.core.faults import Faults
+from reelgate.logs import task_context
 from reelgate.runtime import Runtime
 from reelgate.store import outbox
 from reelgate.store.outbox import DueDelivery
@@ -82,13 +83,15 @@ class WebhookDispatcher:
     # -- one attempt -----------------------------------------------------------------------
 
     def _attempt(self, due: DueDelivery) -> None:
-        try:
-            self._attempt_or_raise(due)
-        except Exception:
-            # Never leave a claimed delivery without a decision: retry it later.
-            log.exception("webhook %s: attempt failed", due.id)
-            with self.runtime.db.write() as session:
-                outbox.postpone(session, due.id, utcnow() + timedelta(seconds=30))
+        # In a thread of the pool: the task's id is set here, for every line of the attempt.
+        with task_context(due.task_id):
+            try:
+                self._attempt_or_raise(due)
+            except Exception:
+                # Never leave a claimed delivery without a decision: retry it later.
+                log.exception("webhook %s: attempt failed", due.id)
+                with self.runtime.db.write() as session:
+                    outbox.postpone(session, due.id, utcnow() + timedelta(seconds=30))
 
     def _attempt_or_raise(self, due: DueDelivery) -> None:
         faults = Faults.from_stored(due.faults) or NO_FAULTS

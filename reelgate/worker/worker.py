@@ -36,6 +36,7 @@ from reelgate.core.faults import Faults
 from reelgate.core.status import TaskStatus
 from reelgate.engines.base import Engine, RemoteEngine, RemoteJob, RenderContext
 from reelgate.engines.registry import load_engine
+from reelgate.logs import task_context
 from reelgate.media.fetch import MediaFetcher
 from reelgate.runtime import Runtime
 from reelgate.store import queue
@@ -181,6 +182,12 @@ class Worker:
     # -- one task ------------------------------------------------------------------------
 
     def _process(self, claimed: ClaimedTask) -> None:
+        # Every line logged while the task is processed, by any code, carries its id.
+        with task_context(claimed.id):
+            self._process_claimed(claimed)
+
+    def _process_claimed(self, claimed: ClaimedTask) -> None:
+        log.info("task %s started: %s, attempt %d", claimed.id, claimed.model, claimed.attempts)
         active = self._active[claimed.id]
         faults = Faults.from_stored(claimed.faults)
         if faults is not None and faults.fails_task(claimed.id):
@@ -262,6 +269,8 @@ class Worker:
             )
         if moved is None:
             log.info("task %s finished but was no longer ours; result discarded", claimed.id)
+        else:
+            log.info("task %s succeeded", claimed.id)
 
     def _fail(self, task_id: int, error: ReelgateError) -> None:
         log.info("task %s failed: %s %s", task_id, error.code, error.message)
@@ -320,15 +329,19 @@ def sweep(runtime: Runtime, *, actor: str = "sweeper") -> int:
         expired = queue.expired_leases(session, now)
     moved = 0
     for task_id, attempts, max_attempts in expired:
-        with runtime.db.write() as session:
-            if attempts >= max_attempts:
-                error = TaskTimedOut(
-                    f"its worker stopped responding on attempt {attempts} of {max_attempts}"
-                )
-                done = queue.fail_expired(session, task_id, now=now, error=error, actor=actor)
-            else:
-                done = queue.requeue_expired(
-                    session, task_id, now=now, attempts=attempts, actor=actor
-                )
+        with task_context(task_id):
+            with runtime.db.write() as session:
+                if attempts >= max_attempts:
+                    error = TaskTimedOut(
+                        f"its worker stopped responding on attempt {attempts} of {max_attempts}"
+                    )
+                    done = queue.fail_expired(session, task_id, now=now, error=error, actor=actor)
+                else:
+                    done = queue.requeue_expired(
+                        session, task_id, now=now, attempts=attempts, actor=actor
+                    )
+            if done is not None:
+                outcome = "failed with 1006" if attempts >= max_attempts else "requeued"
+                log.info("task %s: lease expired on attempt %d; %s", task_id, attempts, outcome)
         moved += done is not None
     return moved

@@ -48,6 +48,7 @@ from reelgate.engines.base import (
     RenderResult,
 )
 from reelgate.engines.upstream.pool import KeyPool
+from reelgate.logs import task_context
 from reelgate.store.db import Database
 from reelgate.wire import WIRE_REQUESTS
 
@@ -297,10 +298,11 @@ class UpstreamEngine:
         for task_id, checkpoint in self.pool.cancelled_tasks():
             remote_id = checkpoint.get("remoteTaskId")
             key = checkpoint.get("key")
-            if checkpoint.get("stage") == "submitted" and remote_id and key in self.pool.keys:
-                self._cancel_upstream(task_id, self.pool.client(key), str(remote_id))
-            else:  # nothing was submitted with the slot (or not with one of our keys)
-                self.pool.forget(task_id)
+            with task_context(task_id):
+                if checkpoint.get("stage") == "submitted" and remote_id and key in self.pool.keys:
+                    self._cancel_upstream(task_id, self.pool.client(key), str(remote_id))
+                else:  # nothing was submitted with the slot (or not with one of our keys)
+                    self.pool.forget(task_id)
             done += 1
         return done
 
