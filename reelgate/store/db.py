@@ -32,6 +32,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from reelgate.core.errors import Conflict, StoreError, StoreUnavailable
 
 _SQLITE_BEGIN = "reelgate_sqlite_begin"
+#: Seconds a new PostgreSQL connection may take to be made before the database counts as
+#: unreachable (libpq's ``connect_timeout``, whose own default is to wait for ever: a database
+#: host that stopped answering would hold every request until the client gave up). A
+#: ``connect_timeout`` in the database URL wins.
+PG_CONNECT_TIMEOUT_SECONDS = 5
 #: SQLite's generic result code: a statement it could not run (not a busy or missing database).
 _SQLITE_ERROR = 1
 
@@ -49,7 +54,11 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
+            # Pooled connections are pinged before use, so one that died while idle is
+            # replaced rather than failing a request.
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            if "connect_timeout" not in parsed.query:
+                kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)

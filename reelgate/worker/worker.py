@@ -29,6 +29,7 @@ from reelgate.core.errors import (
     GenerationFailed,
     InternalError,
     ReelgateError,
+    StoreError,
     TaskCancelled,
     TaskTimedOut,
 )
@@ -94,6 +95,8 @@ class Worker:
         self._active: dict[int, _Active] = {}
         self._lock = threading.Lock()
         self._last_sweep = 0.0
+        #: The last claim failed on the database (logged once per outage, not per poll).
+        self._store_down = False
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -152,8 +155,20 @@ class Worker:
         return claimed.id
 
     def _claim(self) -> ClaimedTask | None:
-        with self.db.write() as session:
-            claimed = queue.claim_next(session, self.id, self.settings.worker.lease_seconds)
+        try:
+            with self.db.write() as session:
+                claimed = queue.claim_next(session, self.id, self.settings.worker.lease_seconds)
+        except StoreError:
+            # The database is out of reach: the worker waits it out (the loop tries again at
+            # its next poll) instead of exiting. A claim whose commit failed after all is
+            # left to its lease.
+            if not self._store_down:
+                log.exception("cannot claim tasks: the database failed; trying again")
+            self._store_down = True
+            return None
+        if self._store_down:
+            log.info("claiming tasks again: the database answers")
+            self._store_down = False
         if claimed is not None:
             with self._lock:
                 self._active[claimed.id] = _Active(claimed)
@@ -176,8 +191,11 @@ class Worker:
 
     def _hand_back(self, task_id: int) -> None:
         """Return a task we cannot finish to the queue, without charging it an attempt."""
-        with self.db.write() as session:
-            queue.hand_back(session, task_id, worker_id=self.id)
+        try:
+            with self.db.write() as session:
+                queue.hand_back(session, task_id, worker_id=self.id)
+        except StoreError:
+            log.exception("task %s could not be handed back; its lease will run out", task_id)
 
     # -- one task ------------------------------------------------------------------------
 
@@ -206,6 +224,11 @@ class Worker:
             log.info(
                 "task %s stopped: no longer ours (cancelled, swept or handed back)", claimed.id
             )
+        except StoreError:
+            # The database failed, not the task: failing it would turn an outage into lost
+            # work. It is left to its lease, which runs out unrenewed, and the sweeper queues it
+            # again (as for a worker that died).
+            log.exception("task %s: the database failed; left to its lease", claimed.id)
         except ReelgateError as error:
             self._fail(claimed.id, error)
         except Exception as exc:  # a bug or an engine crash: the task fails, the worker lives
@@ -274,8 +297,11 @@ class Worker:
 
     def _fail(self, task_id: int, error: ReelgateError) -> None:
         log.info("task %s failed: %s %s", task_id, error.code, error.message)
-        with self.db.write() as session:
-            queue.fail(session, task_id, worker_id=self.id, error=error)
+        try:
+            with self.db.write() as session:
+                queue.fail(session, task_id, worker_id=self.id, error=error)
+        except StoreError:
+            log.exception("task %s: its failure could not be recorded; left to its lease", task_id)
 
     # -- leases and sweeping -------------------------------------------------------------
 
