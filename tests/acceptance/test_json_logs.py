@@ -164,3 +164,30 @@ def test_serve_and_worker_write_json_lines_with_the_task_being_processed(
         line["message"] for line in serve_lines if line["logger"] == "uvicorn.error"
     ]
     assert any("Uvicorn running on" in message for message in uvicorn_messages), serve_lines
+
+
+def test_warnings_and_uncaught_exceptions_are_json_lines_too() -> None:
+    program = """
+import threading, warnings
+from reelgate.logs import configure_logging
+configure_logging("json")
+warnings.warn("an old setting")
+thread = threading.Thread(target=lambda: 1 / 0, name="render-0")
+thread.start()
+thread.join()
+raise RuntimeError("the end")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(line["logger"], line["level"]) for line in lines] == [
+        ("py.warnings", "WARNING"),
+        ("reelgate", "CRITICAL"),
+        ("reelgate", "CRITICAL"),
+    ]
+    assert "an old setting" in lines[0]["message"]
+    assert lines[1]["message"] == "uncaught exception in thread render-0"
+    assert lines[1]["exception"].endswith("ZeroDivisionError: division by zero")
+    assert lines[2]["exception"].endswith("RuntimeError: the end")
