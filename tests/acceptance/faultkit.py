@@ -110,7 +110,7 @@ def assert_lifecycles(books: Books) -> None:
     assert set(books.events) == set(books.tasks), "tasks and event logs differ"
     for task_id, task in books.tasks.items():
         path = [(e.from_status, e.to_status) for e in books.events[task_id]]
-        assert path[0] == (None, TaskStatus.QUEUED.value), (task_id, path)
+        assert path[0] == (None, TaskStatus.QUEUED.value), f"task {task_id} began {path}"
         for (_, before), (after_from, after_to) in itertools.pairwise(path):
             assert after_from == before, f"task {task_id}: the log skips a status: {path}"
             move = (TaskStatus(after_from), TaskStatus(after_to))
@@ -126,7 +126,11 @@ def assert_lifecycles(books: Books) -> None:
 def assert_accounts(books: Books, start_coins: int) -> None:
     """Nothing counted as running, and every coin accounted for: held by a task that has not
     ended, kept by a task that succeeded, or back on the key."""
-    assert books.key.running_tasks == 0
+    # (This module's asserts are not rewritten by pytest: each one says what it compared.)
+    assert books.key.running_tasks == 0, f"running_tasks is {books.key.running_tasks}"
     held = sum(t.reserved_coins for t in books.tasks.values() if t.status not in ENDED)
     kept = sum(t.consumed_coins or 0 for t in books.tasks.values() if t.status == "SUCCESS")
-    assert books.key.coins == start_coins - held - kept
+    expected = start_coins - held - kept
+    assert books.key.coins == expected, (
+        f"the key has {books.key.coins} coins, not {start_coins} - {held} held - {kept} kept"
+    )
