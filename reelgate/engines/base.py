@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from reelgate.core.catalogue import Family
-from reelgate.core.errors import TaskCancelled
+from reelgate.core.errors import EngineUnavailable, TaskCancelled
 from reelgate.wire import Shot
 
 
@@ -136,6 +136,14 @@ class RemoteContext:
     #: The local file behind a media URL (one of reelgate's own links, or a ``data:`` URI written
     #: to the scratch dir), or None for a URL the remote side can fetch itself.
     local_file: Callable[[str, str], Path | None] = lambda url, field: None
+    #: ``(url, field, kind)``: the checked local file behind any media URL a local engine takes
+    #: (reelgate's own links, ``data:`` URIs, http(s) URLs through the network guard), held to
+    #: the same rules (``kind``: ``image`` or ``video``); for remote sides that take files.
+    fetch_media: Callable[[str, str, str], Path] = lambda url, field, kind: _no_fetcher(field)
+
+
+def _no_fetcher(field: str) -> Path:
+    raise EngineUnavailable(f"{field}: this worker cannot fetch input media for a remote engine")
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ Read this module to know the queue's database contract:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -178,12 +179,15 @@ def remote_slots_in_use(session: Session) -> dict[str, int]:
     return {str(key): int(count) for key, count in rows}
 
 
-def cancelled_remote_tasks(session: Session, limit: int = 50) -> list[tuple[int, dict[str, Any]]]:
-    """(id, checkpoint) of cancelled tasks that still hold an upstream slot: their remote job
-    may still run, and someone must cancel it there (see ``forget_remote``)."""
+def cancelled_remote_tasks(
+    session: Session, *, keys: Collection[str], limit: int = 50
+) -> list[tuple[int, dict[str, Any]]]:
+    """(id, checkpoint) of cancelled tasks that still hold a slot of one of ``keys``: their
+    remote job may still run, and the engine those keys belong to must cancel it there (see
+    ``forget_remote``). Each engine asks for its own keys only."""
     rows = session.execute(
         select(Task.id, Task.checkpoint)
-        .where(Task.status == TaskStatus.CANCEL.value, Task.remote_key.is_not(None))
+        .where(Task.status == TaskStatus.CANCEL.value, Task.remote_key.in_(list(keys)))
         .order_by(Task.id)
         .limit(limit)
     ).all()

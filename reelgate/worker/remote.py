@@ -10,6 +10,7 @@ from typing import Any
 from reelgate.core.errors import TaskCancelled
 from reelgate.engines.base import RemoteContext
 from reelgate.media.download import is_data_uri, write_data_uri
+from reelgate.media.fetch import MediaFetcher
 from reelgate.media.sniff import sniff
 from reelgate.runtime import Runtime
 from reelgate.store import queue
@@ -25,8 +26,10 @@ def remote_context(
     report_progress: Callable[[float], None],
     owner_cancelled: Callable[[], bool],
     should_stop: Callable[[], bool],
+    fetcher: MediaFetcher | None = None,
 ) -> RemoteContext:
-    """The context a remote engine gets for ``task``, bound to this worker's claim."""
+    """The context a remote engine gets for ``task``, bound to this worker's claim; its inputs
+    are fetched and checked by ``fetcher`` (the worker's, with its network guard)."""
     ctx = RemoteContext(
         scratch_dir=scratch,
         checkpoint=task.checkpoint,
@@ -52,7 +55,15 @@ def remote_context(
         ctx.checkpoint = checkpoint
 
     ctx.save_checkpoint = save
+    if fetcher is not None:
+        ctx.fetch_media = lambda url, field, kind: fetched(fetcher, url, field, kind, scratch)
     return ctx
+
+
+def fetched(fetcher: MediaFetcher, url: str, field: str, kind: str, scratch: Path) -> Path:
+    """The checked local file of one input, as a local engine would get it."""
+    fetch = fetcher.fetch_video if kind == "video" else fetcher.fetch_image
+    return fetch(url, field, scratch).path
 
 
 def local_file(runtime: Runtime, url: str, field: str, scratch: Path) -> Path | None:

@@ -258,6 +258,7 @@ class Worker:
                 report_progress=report,
                 owner_cancelled=active.cancelled.is_set,
                 should_stop=active.stop.is_set,
+                fetcher=self.fetcher,
             )
             result = engine.run(job, ctx)
             charge = result.charge

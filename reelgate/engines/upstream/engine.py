@@ -17,7 +17,6 @@ again with the same key and the upstream answers with the task it already has; o
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +46,7 @@ from reelgate.engines.base import (
     RenderOutput,
     RenderResult,
 )
+from reelgate.engines.remote import Patience, mark_sent
 from reelgate.engines.upstream.pool import KeyPool
 from reelgate.logs import task_context
 from reelgate.store.db import Database
@@ -78,7 +78,7 @@ class UpstreamEngine:
             raise EngineUnavailable("the upstream engine needs REELGATE_UPSTREAM_KEYS")
         self.url = settings.upstream_url.rstrip("/")
         self.settings = settings.upstream
-        self._sleep = sleep
+        self.patience = Patience(self.settings.max_wait_seconds, what="the upstream", sleep=sleep)
 
         def make_client(api_key: str) -> Client:
             return Client(
@@ -116,7 +116,7 @@ class UpstreamEngine:
 
     def run(self, job: RemoteJob, ctx: RemoteContext) -> RenderResult:
         state: dict[str, Any] = dict(ctx.checkpoint or {})
-        deadline = time.monotonic() + self.settings.max_wait_seconds
+        deadline = self.patience.deadline()
         tried: set[str] = set()
         while state.get("stage") != "submitted":
             stage = state.get("stage", "waiting")
@@ -137,7 +137,7 @@ class UpstreamEngine:
         self.pool.refresh()
         delay = 0.2
         while True:
-            self._stop_if_asked(ctx)
+            self.patience.stop_if_asked(ctx)
             checkpoint = {"stage": "uploading", "idempotencyKey": f"reelgate-{job.task_id}"}
             key = self.pool.acquire(job.task_id, ctx.worker_id, checkpoint, exclude=tried)
             if key is not None:
@@ -148,7 +148,7 @@ class UpstreamEngine:
                 raise EngineUnavailable(
                     f"no upstream key was free for {self.settings.max_wait_seconds:.0f} s"
                 )
-            self._nap(ctx, delay)
+            self.patience.nap(ctx, delay)
             delay = min(delay * 1.5, 2.0)
 
     def _any_other_key(self, tried: set[str]) -> bool:
@@ -190,15 +190,8 @@ class UpstreamEngine:
         """Send the paid submit once; on an answer, record the upstream task id."""
         key = state["key"]
         client = self.pool.client(key)
-        if state.get("sent") and not self.idempotent:
-            raise UpstreamError(
-                "1015",
-                "the upstream may already have this task (a submit was sent and its answer was "
-                "lost), and it cannot be asked by key; reelgate does not submit it again, so it "
-                "is never paid twice",
-            )
         # Marked as sent before it leaves: a crash from here on leaves an unknown outcome.
-        ctx.save_checkpoint({**state, "sent": True})
+        mark_sent(ctx, state, idempotent=self.idempotent, what="the upstream")
         try:
             # Verbatim: reelgate checked a catalogue body at submit; any other body is the
             # upstream's to judge (it priced it then).
@@ -214,7 +207,7 @@ class UpstreamEngine:
         except (NetworkError, RetryableError) as lost:
             if lost.submit_safe:
                 # Refused outright or never sent (unreachable, 1010/1011): no task exists.
-                self._outage(ctx, deadline, f"the upstream did not take the submit: {lost}")
+                self.patience.outage(ctx, deadline, f"the upstream did not take the submit: {lost}")
                 return {**state, "sent": False}
             if not self.idempotent:
                 raise UpstreamError(
@@ -223,7 +216,7 @@ class UpstreamEngine:
                     "started the task, and it cannot be asked by key, so reelgate does not "
                     "submit it again (it would be paid twice)",
                 ) from None
-            self._outage(ctx, deadline, f"the submit's answer was lost: {lost}")
+            self.patience.outage(ctx, deadline, f"the submit's answer was lost: {lost}")
             return {**state, "sent": True}  # resent with the same Idempotency-Key
         except APIError as error:
             raise UpstreamError(error.code, error.error_message) from None
@@ -250,11 +243,11 @@ class UpstreamEngine:
             if ctx.owner_cancelled():
                 self._cancel_upstream(job.task_id, client, remote_id)
                 raise TaskCancelled()
-            self._stop_if_asked(ctx)
+            self.patience.stop_if_asked(ctx)
             try:
                 info = client.query(remote_id)
             except (NetworkError, RetryableError) as error:
-                self._outage(ctx, deadline, f"polling {remote_id}: {error}")
+                self.patience.outage(ctx, deadline, f"polling {remote_id}: {error}")
                 continue
             except APIError as error:
                 raise UpstreamError(error.code, error.error_message) from None
@@ -264,7 +257,7 @@ class UpstreamEngine:
                 return self._finished(client, ctx, info)
             wait = info.poll_after if info.poll_after is not None else delay
             delay = min(delay * 1.5, self.settings.max_poll_seconds)
-            self._nap(ctx, min(wait, self.settings.max_poll_seconds))
+            self.patience.nap(ctx, min(wait, self.settings.max_poll_seconds))
 
     def _finished(self, client: Client, ctx: RemoteContext, info: TaskInfo) -> RenderResult:
         if info.status is TaskStatus.FAILED:
@@ -310,33 +303,14 @@ class UpstreamEngine:
 
     def _call(self, ctx: RemoteContext, call: Callable[[], Any]) -> Any:
         """A free call (upload, download): retried through outages, never past the deadline."""
-        deadline = time.monotonic() + self.settings.max_wait_seconds
+        deadline = self.patience.deadline()
         while True:
             try:
                 return call()
             except (NetworkError, RetryableError) as error:
-                self._outage(ctx, deadline, str(error))
+                self.patience.outage(ctx, deadline, str(error))
             except APIError as error:
                 raise UpstreamError(error.code, error.error_message) from None
-
-    def _outage(self, ctx: RemoteContext, deadline: float, why: str) -> None:
-        if time.monotonic() > deadline:
-            raise EngineUnavailable(f"the upstream did not recover in time: {why}")
-        log.info("upstream trouble (%s); trying again", why)
-        self._nap(ctx, random.uniform(1.0, 3.0))
-
-    def _nap(self, ctx: RemoteContext, seconds: float) -> None:
-        """Sleep in short steps, waking up as soon as the task must stop."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            if ctx.should_stop():
-                return
-            self._sleep(min(left, 0.2))
-
-    @staticmethod
-    def _stop_if_asked(ctx: RemoteContext) -> None:
-        if ctx.should_stop():
-            raise TaskCancelled()
 
 
 def _extension(path: Path, output_type: str) -> str:

@@ -1,11 +1,10 @@
 """The upstream key pool: which key runs a task, within each key's concurrency, across workers.
 
-A task holds a slot of one key from the moment the engine chose the key until the task ends:
-``tasks.remote_key`` names it, and the slots in use are counted from the tasks themselves (QUEUED
-or RUNNING ones), so a crashed worker leaks nothing and every worker process sees the same count.
-Choosing a key locks the pool's rows (PostgreSQL; SQLite's write lock does the same), so two
-workers never both take a key's last slot. Keys that answer rate-limited or queue-full rest for
-a while; a key whose balance ran out leaves the rotation until a refresh finds coins on it.
+The slots are the shared remote-key slots (``engines/remote.py``: a task holds a slot of one key
+from the moment the engine chose the key until the task ends, counted from the tasks
+themselves). What is the upstream's own: one SDK client per key, and a refresh that reads each
+key's balance and concurrency from RunningHub. Keys that answer rate-limited or queue-full rest
+for a while; a key whose balance ran out leaves the rotation until a refresh finds coins on it.
 """
 
 from __future__ import annotations
@@ -14,21 +13,20 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from reelgate.client import Client, InvalidApiKey
 from reelgate.client import ReelgateError as ClientError
 from reelgate.config import UpstreamSettings
-from reelgate.core.errors import Conflict, TaskCancelled
-from reelgate.store import queue
+from reelgate.engines.remote import KeyState, RemoteSlots
 from reelgate.store.db import Database
 from reelgate.store.tables import UpstreamKey, utcnow
 
 log = logging.getLogger("reelgate.upstream")
+
+__all__ = ["KeyPool", "KeyState", "fingerprint", "label"]
 
 
 def fingerprint(api_key: str) -> str:
@@ -39,36 +37,7 @@ def label(api_key: str) -> str:
     return api_key[:4] + "…"
 
 
-@dataclass(frozen=True)
-class KeyState:
-    """One key as ``reelgate engines`` shows it (never the key itself)."""
-
-    fingerprint: str
-    label: str
-    concurrency: int
-    in_use: int
-    balance: str
-    resting_until: datetime | None
-    out_of_rotation: str
-
-    @property
-    def available(self) -> bool:
-        resting = self.resting_until is not None and self.resting_until > utcnow()
-        return not self.out_of_rotation and not resting
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.label,
-            "fingerprint": self.fingerprint,
-            "concurrency": self.concurrency,
-            "inUse": self.in_use,
-            "balance": self.balance,
-            "restingUntil": self.resting_until.isoformat() if self.resting_until else None,
-            "outOfRotation": self.out_of_rotation,
-        }
-
-
-class KeyPool:
+class KeyPool(RemoteSlots):
     """The upstream keys, their clients, and their slots."""
 
     def __init__(
@@ -80,29 +49,17 @@ class KeyPool:
     ) -> None:
         #: ``client(api_key)`` builds the SDK client for one key.
         self._keys = {fingerprint(k): k for k in keys}
-        self._db = db
+        super().__init__(
+            db,
+            {key: label(api_key) for key, api_key in self._keys.items()},
+            concurrency=settings.key_concurrency,
+            rest_seconds=settings.rest_seconds,
+        )
         self._settings = settings
         self._make_client = client
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
         self._refreshed_at = 0.0
-
-    @property
-    def fingerprints(self) -> list[str]:
-        return list(self._keys)
-
-    @property
-    def keys(self) -> set[str]:
-        """The fingerprints of this pool's keys."""
-        return set(self._keys)
-
-    def cancelled_tasks(self) -> list[tuple[int, dict[str, Any]]]:
-        with self._db.read() as session:
-            return queue.cancelled_remote_tasks(session)
-
-    def forget(self, task_id: int) -> None:
-        with self._db.write() as session:
-            queue.forget_remote(session, task_id)
 
     def client(self, key: str) -> Client:
         """The SDK client of one key, by fingerprint (one per key, reused)."""
@@ -128,7 +85,7 @@ class KeyPool:
         time to refresh yet).
         """
         now = time.monotonic()
-        self._ensure_rows()
+        self.ensure_rows()
         if not force and now - self._refreshed_at < self._settings.refresh_seconds:
             return []
         self._refreshed_at = now
@@ -165,117 +122,3 @@ class KeyPool:
                 update(UpstreamKey).where(UpstreamKey.fingerprint == key).values(**values)
             )
         return ""
-
-    def _ensure_rows(self) -> None:
-        with self._db.read() as session:
-            known = set(session.execute(select(UpstreamKey.fingerprint)).scalars())
-        for key, api_key in self._keys.items():
-            if key in known:
-                continue
-            try:
-                with self._db.write() as session:
-                    session.add(
-                        UpstreamKey(
-                            fingerprint=key,
-                            label=label(api_key),
-                            concurrency=max(1, self._settings.key_concurrency),
-                            out_of_rotation="",
-                            balance="",
-                        )
-                    )
-            except Conflict:
-                pass  # another worker added it first
-        if self._settings.key_concurrency > 0:
-            with self._db.write() as session:
-                session.execute(
-                    update(UpstreamKey)
-                    .where(UpstreamKey.fingerprint.in_(list(self._keys)))
-                    .values(concurrency=self._settings.key_concurrency)
-                )
-
-    def states(self) -> list[KeyState]:
-        with self._db.read() as session:
-            rows = {
-                row.fingerprint: row
-                for row in session.execute(
-                    select(UpstreamKey).where(UpstreamKey.fingerprint.in_(list(self._keys)))
-                ).scalars()
-            }
-            in_use = queue.remote_slots_in_use(session)
-        return [
-            KeyState(
-                key,
-                rows[key].label,
-                rows[key].concurrency,
-                in_use.get(key, 0),
-                rows[key].balance,
-                rows[key].resting_until,
-                rows[key].out_of_rotation,
-            )
-            for key in self._keys
-            if key in rows
-        ]
-
-    # -- slots -------------------------------------------------------------------------------
-
-    def acquire(
-        self, task_id: int, worker_id: str, checkpoint: dict[str, Any], *, exclude: set[str]
-    ) -> str | None:
-        """Take a slot of the least busy available key for the task, with ``checkpoint``.
-
-        Returns the key's fingerprint, or None when every key is busy, resting or out of
-        rotation. The slot and the checkpoint are written in one transaction.
-        """
-        with self._db.write() as session:
-            rows = list(
-                session.execute(
-                    select(UpstreamKey)
-                    .where(UpstreamKey.fingerprint.in_(list(self._keys)))
-                    .order_by(UpstreamKey.fingerprint)
-                    .with_for_update()
-                ).scalars()
-            )
-            in_use = queue.remote_slots_in_use(session)
-            now = utcnow()
-            free = [
-                (in_use.get(row.fingerprint, 0) / row.concurrency, row.fingerprint)
-                for row in rows
-                if row.fingerprint not in exclude
-                and not row.out_of_rotation
-                and (row.resting_until is None or row.resting_until <= now)
-                and in_use.get(row.fingerprint, 0) < row.concurrency
-            ]
-            if not free:
-                return None
-            chosen = min(free)[1]
-            saved = queue.save_checkpoint(
-                session,
-                task_id,
-                worker_id=worker_id,
-                checkpoint={**checkpoint, "key": chosen},
-                remote_key=chosen,
-            )
-            if not saved:
-                raise TaskCancelled()
-            return chosen
-
-    def rest(self, key: str, why: str) -> None:
-        """Leave ``key`` alone for ``rest_seconds`` (it said it is rate-limited or full)."""
-        until = utcnow() + timedelta(seconds=self._settings.rest_seconds)
-        log.info("upstream key %s rests until %s: %s", label(self._keys[key]), until, why)
-        with self._db.write() as session:
-            session.execute(
-                update(UpstreamKey)
-                .where(UpstreamKey.fingerprint == key)
-                .values(resting_until=until)
-            )
-
-    def retire(self, key: str, why: str) -> None:
-        """Take ``key`` out of rotation (until a refresh finds it usable again)."""
-        log.warning("upstream key %s is out of rotation: %s", label(self._keys[key]), why)
-        with self._db.write() as session:
-            session.execute(
-                update(UpstreamKey)
-                .where(UpstreamKey.fingerprint == key)
-                .values(out_of_rotation=why[:200])
-            )
