@@ -20,7 +20,7 @@ from sqlalchemy import select
 from reelgate.core.status import ALLOWED_TRANSITIONS, TaskStatus
 from reelgate.samples import sample_image
 from reelgate.store.db import Database
-from reelgate.store.tables import ApiKey, Task, TaskEvent, WorkerRow
+from reelgate.store.tables import ApiKey, Task, TaskEvent
 from tests.acceptance.test_processes import Cluster
 
 I2V = "/openapi/v2/kling-video-o3-std/image-to-video"
@@ -94,12 +94,15 @@ def unfinished(url: str) -> int:
     return sum(task.status not in ENDED for task in read_books(url).tasks.values())
 
 
-def working_pids(url: str) -> set[int]:
-    """Process ids of the workers that registered (started working) and did not unregister."""
+def busy_pids(url: str) -> set[int]:
+    """Process ids of the workers that hold a RUNNING task (worker ids are ``host:pid:random``)."""
     db = Database(url)
     try:
         with db.read() as session:
-            return set(session.execute(select(WorkerRow.pid)).scalars())
+            holders = session.execute(
+                select(Task.worker_id).where(Task.status == TaskStatus.RUNNING.value)
+            ).scalars()
+            return {int(holder.split(":")[-2]) for holder in holders if holder}
     finally:
         db.dispose()
 

@@ -18,20 +18,21 @@ from tests.acceptance.faultkit import (
     assert_accounts,
     assert_lifecycles,
     body,
+    busy_pids,
     key_coins,
     read_books,
     spawn_logged,
     unfinished,
-    working_pids,
 )
 from tests.acceptance.test_processes import Cluster
 
-#: The kill schedule is drawn from this seed, so a failing run can be replayed.
+#: The kills' draws (the pauses between them, the victims) come from this seed, so a run can
+#: be replayed; which workers are running a task at each kill is up to the machine.
 SEED = 20261111
-TASKS = 20
+TASKS = 16
 WORKERS = 3
 #: After this many kills the workers are left alone to finish what remains.
-MAX_KILLS = 10
+MAX_KILLS = 8
 #: A kill costs at most one attempt of one task (each worker runs one task at a time), so with
 #: more attempts than kills no task can run out of them through the kills alone; the margin
 #: covers a lease lost to a starved machine (a live worker whose heartbeat came too late).
@@ -72,12 +73,13 @@ def test_workers_killed_at_random_never_lose_or_repeat_a_task(
                 answer = cluster.http.post(I2V, json=shot).json()
                 assert answer["errorCode"] == "", answer
                 task_ids.append(answer["taskId"])
-            # Only workers that got going are killed: a kill while one still starts up would
-            # hit no task (starting takes a second or more on a busy machine).
-            working = working_pids(postgres_url)
-            ready = [n for n, proc in enumerate(workers) if proc.pid in working]
-            if kills < MAX_KILLS and time.monotonic() >= next_kill and ready:
-                victim = rng.choice(ready)
+            # The victim is drawn among the workers running a task, so that every kill lands
+            # somewhere in a task's run (fetching, rendering, storing, recording the success),
+            # whatever the machine's speed; an idle or starting worker would lose nothing.
+            busy = busy_pids(postgres_url)
+            running = [n for n, proc in enumerate(workers) if proc.pid in busy]
+            if kills < MAX_KILLS and time.monotonic() >= next_kill and running:
+                victim = rng.choice(running)
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait(10)
                 workers[victim] = worker()
@@ -93,7 +95,8 @@ def test_workers_killed_at_random_never_lose_or_repeat_a_task(
     assert all(status == "SUCCESS" for status, _, _ in statuses.values()), statuses
     assert_lifecycles(books)
     assert_accounts(books, start_coins)
-    assert sum(t.attempts for t in books.tasks.values()) > TASKS  # some kills did hit tasks
+    # Kills cost attempts (not always one each: a victim may finish its task as it is chosen).
+    assert sum(t.attempts for t in books.tasks.values()) > TASKS
 
     storage = tmp_path / "data" / "storage"
     for task in books.tasks.values():
