@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 _ids = SnowflakeGenerator()
 #: Length of the column it is stored in.
 MAX_IDEMPOTENCY_KEY = 200
+#: The longest reason a readiness probe is given.
+MAX_READY_REASON = 200
 
 
 @dataclass(frozen=True)
@@ -455,10 +457,20 @@ class Service:
     # -- operations -----------------------------------------------------------------------
 
     def ready(self) -> None:
-        """Return when the database answers; raise ``NotReady``, saying why, when it does not."""
-        problem = self.db.ping()
-        if problem:
-            raise NotReady(problem)
+        """Return when the database and the storage answer; raise ``NotReady`` when one does
+        not, its reason naming which (``database: …``, ``storage: …``) and why."""
+        problems = [
+            f"{part}: {problem}"
+            for part, problem in (
+                ("database", self.db.ping()),
+                ("storage", self.runtime.storage.check()),
+            )
+            if problem
+        ]
+        if problems:
+            # Each gets its share of the reason's room, so that both show when both fail.
+            room = MAX_READY_REASON // len(problems) - len("; ")
+            raise NotReady("; ".join(problem[:room] for problem in problems))
 
     # -- account --------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@
     │   └── RenderFailed             (1015)
     ├── StorageError                 (1005)
     ├── UpstreamError                (the upstream's own code and message, passed on unchanged)
-    ├── NotReady                     (1010: the database does not answer yet; .reason)
+    ├── NotReady                     (1010: the database or the storage does not answer; .reason)
     └── StoreError                   (1005: the database failed)
         ├── Conflict                 (1005: a write broke a constraint, e.g. a duplicate key)
         └── StoreUnavailable         (1010: the database is unreachable or busy; retry later)
@@ -214,13 +214,14 @@ class StorageError(ReelgateError):
 
 
 class NotReady(ReelgateError):
-    """The server cannot take requests: its database does not answer."""
+    """The server cannot take requests: its database or its storage does not answer."""
 
     code = "1010"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        #: The database driver's own words, for the operator's readiness probe.
+        #: What does not answer and why (the driver's or the storage's own words), for the
+        #: operator's readiness probe.
         self.reason = reason
 
 

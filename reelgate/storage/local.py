@@ -25,6 +25,16 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def check(self) -> str:
+        # A file written and removed: permissions alone do not tell (root ignores them, a
+        # read-only mount or an immutable folder refuses anyway).
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".ready-"):
+                pass
+        except OSError as exc:
+            return f"{self.root} cannot be written: {exc.strerror or exc}"
+        return ""
+
     def put_file(self, key: str, source: Path, *, move: bool = False) -> int:
         """Store ``source`` under ``key`` (atomically: readers never see half a file)."""
         target = self.path(key)

@@ -79,7 +79,7 @@ def test_readiness_without_a_database(runtime: Runtime, backend: str, tmp_path: 
     try:
         with pytest.raises(NotReady) as caught:
             Service(broken).ready()
-        assert caught.value.reason.startswith(driver)
+        assert caught.value.reason.startswith(f"database: {driver}")
         with LiveServer(broken) as server:
             answer = httpx.get(server.url + "/readyz")
         assert answer.status_code == 503

@@ -150,8 +150,14 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="The database answers",
-    responses={503: {"model": Health, "description": "Not ready: the database does not answer."}},
+    summary="The database and the storage answer",
+    responses={
+        503: {
+            "model": Health,
+            "description": "Not ready: the database or the storage does not answer; the reason "
+            "names which (`database: …`, `storage: …`) and why.",
+        }
+    },
 )
 async def readyz(request: Request) -> Health | JSONResponse:
     try:
