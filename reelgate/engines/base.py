@@ -35,6 +35,9 @@ class ImageToVideoSpec:
     seed: int
     #: The model path asked for, e.g. ``kling-video-o3-pro/image-to-video``.
     model: str = ""
+    #: (width, height) asked for (the ``size`` extension); None: the engine's own size at the
+    #: first image's aspect ratio.
+    size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

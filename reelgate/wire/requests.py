@@ -42,11 +42,38 @@ ELEMENT_FIELDS_MAX, ELEMENT_KEY_MAX = 8, 64
 SHOT_DURATION_TEXT_MAX = 8
 #: The longest ``webhookUrl``.
 WEBHOOK_URL_MAX = 2048
+#: ``size``: each side an even number of pixels in this range (H.264's 4:2:0 needs even sides).
+MIN_SIDE, MAX_SIDE = 64, 3840
+#: ``seed``: a 32-bit unsigned number, as engines seed their generators.
+MAX_SEED = 2**32 - 1
 
 Prompt = Annotated[
     StrictStr,
     Field(min_length=1, max_length=PROMPT_MAX, description="What to generate (1–2500 characters)."),
 ]
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` as (width, height); ``ValueError`` saying the rule it breaks."""
+    width, x, height = value.strip().lower().partition("x")
+    if not (x and width.isdigit() and height.isdigit() and len(width) < 6 and len(height) < 6):
+        raise ValueError(f"size must be WIDTHxHEIGHT in pixels, e.g. 1280x720; not {value!r}")
+    sides = int(width), int(height)
+    if any(not MIN_SIDE <= side <= MAX_SIDE or side % 2 for side in sides):
+        raise ValueError(
+            f"size sides must be even numbers of pixels from {MIN_SIDE} to {MAX_SIDE}; "
+            f"not {value!r}"
+        )
+    return sides
+
+
+def _size(value: str) -> str:
+    width, height = parse_size(value)
+    return f"{width}x{height}"
+
+
+#: reelgate extension: the output's ``WIDTHxHEIGHT``.
+Size = Annotated[StrictStr, Field(max_length=16), AfterValidator(_size)]
 
 
 def _url_length(value: str) -> str:
@@ -179,6 +206,11 @@ class ModelRequest(WireRequest):
             "(signed the Standard Webhooks way) when the task ends.",
         )
     )
+    seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] | None = Field(
+        None,
+        description="reelgate extension: the render seed (0–4294967295); without it the seed is "
+        "derived from the request, so the same request renders the same video either way.",
+    )
 
     @classmethod
     def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
@@ -227,6 +259,13 @@ class ImageToVideoRequest(ModelRequest, Generic[M]):
         5, description="Seconds of video, 3–15."
     )
     sound: bool = Field(True, description="Generate sound with the video.")
+    size: Size | None = Field(
+        None,
+        description="reelgate extension: the output's `WIDTHxHEIGHT` in pixels (even sides, "
+        "64–3840); the first frame is cropped to cover it. Without it the engine follows the "
+        "first frame's aspect ratio at its own resolution.",
+        examples=["1280x720"],
+    )
     multi_shot: bool = Field(
         False, description="Several shots: `shotType` and `multiPrompt` then describe them."
     )

@@ -10,6 +10,7 @@ from reelgate.core.seeds import request_seed
 from reelgate.engines.base import ImageToVideoSpec, RenderSpec, VideoEditSpec
 from reelgate.media.fetch import MediaFetcher
 from reelgate.wire import ImageToVideoRequest, VideoEditRequest
+from reelgate.wire.requests import parse_size
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ def prepare(
             shots=tuple(request.shots()),
             seed=seed,
             model=model.path,
+            size=parse_size(request.size) if request.size else None,
         )
         return PreparedJob(spec, None)
     assert isinstance(request, VideoEditRequest)

@@ -135,10 +135,11 @@ class DiffusersEngine:
         prompts = [shot.prompt for shot in shots] or [spec.prompt]
         seconds = [float(shot.seconds) for shot in shots] or [float(spec.duration)]
         passes = plan(grid, seconds)
-        # The size follows the first image's header; the images are decoded only as large as
-        # that size needs.
+        # The size follows the first image's header (an asked size sets the aspect ratio
+        # instead; the model's long side and grid set the pixels); the images are decoded only
+        # as large as that size needs.
         with SourceImage(spec.first_image) as source:
-            width, height = grid.size(*source.size, model.long_side)
+            width, height = grid.size(*(spec.size or source.size), model.long_side)
             first = source.rgb((width, height))
         last = _rgb(spec.last_image, (width, height)) if spec.last_image is not None else None
         pipeline = self.cache.get(name)

@@ -12,6 +12,7 @@ from reelgate.engines.images import SourceImage
 from reelgate.engines.mediaio import AUDIO_RATE, EncoderSettings, MediaWriter, i420_frame
 from reelgate.engines.preview import pipeline
 from reelgate.engines.preview.frames import (
+    FrameSize,
     fit_to_frame,
     load_covering,
     load_rgb,
@@ -40,10 +41,10 @@ def render_image_to_video(
     settings: EncoderSettings,
 ) -> None:
     fps = settings.fps
-    # The frame size follows the first image's header; both images are decoded only as large
-    # as that frame needs.
+    # The frame size is the one asked for, or follows the first image's header; both images
+    # are decoded only as large as that frame needs (and cropped to cover it).
     with SourceImage(spec.first_image) as source:
-        size = output_size(*source.size, long_side)
+        size = FrameSize(*spec.size) if spec.size else output_size(*source.size, long_side)
         first = rgb_to_i420(fit_to_frame(load_covering(source, size), size))
     morph = None
     if spec.last_image is not None:
