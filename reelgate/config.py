@@ -121,6 +121,54 @@ class UpstreamSettings(BaseModel):
     timeout_seconds: float = 60.0
 
 
+class OpenAIVideosFields(BaseModel):
+    """How a task becomes a ``POST /v1/videos`` form: the fields the server at the other end
+    reads (the first frame always travels as the ``input_reference`` file)."""
+
+    #: ``size`` (``WxH``: OpenAI, SGLang, vLLM-Omni), ``width_height`` (vLLM-Omni's ``width`` and
+    #: ``height``) or ``none`` (the server's own size).
+    size: Literal["size", "width_height", "none"] = "size"
+    #: The field that asks for sound (vLLM-Omni: ``generate_sound``); unset: never sent, and a
+    #: task that asks for sound gets a video as the server makes it.
+    sound: str | None = "generate_sound"
+    #: The field that carries the task's seed (derived from the request when it has none).
+    seed: str | None = "seed"
+    #: Fields sent with every request, e.g. ``{"num_inference_steps": 40, "fps": 16}``.
+    extra: dict[str, str | int | float | bool] = {}
+
+
+class OpenAIVideosSettings(BaseModel):
+    """How the ``openai-videos`` engine uses the ``/v1/videos`` server it forwards to
+    (SGLang-Diffusion, vLLM-Omni, FastVideo, another reelgate)."""
+
+    #: The server's base URL, as the ``openai`` SDK's ``base_url``: ``http://gpu-host:8091/v1``.
+    url: str | None = None
+    #: Sent as ``Authorization: Bearer``; unset: no header (SGLang and vLLM-Omni need none).
+    api_key: str | None = None
+    #: The model name to ask for, by catalogue path or by family (``image-to-video``,
+    #: ``video-edit``); a path wins over its family. Unset: no ``model`` (the server's own).
+    models: dict[str, str] = {}
+    #: ``WIDTHxHEIGHT`` of every image-to-video job; unset: the first frame's aspect ratio with
+    #: ``long_side`` pixels on its long side, both sides multiples of ``size_multiple``.
+    size: str | None = None
+    long_side: int = Field(default=1280, ge=16)
+    #: 16 for Wan, 32 for LTX-2.
+    size_multiple: int = Field(default=16, ge=2)
+    #: Jobs the server runs at once: the others wait in reelgate's queue (SGLang-Diffusion and
+    #: vLLM-Omni keep theirs in memory, and generate one at a time).
+    concurrency: int = Field(default=1, ge=1)
+    #: Whether the server honours ``Idempotency-Key`` (another reelgate does; SGLang and
+    #: vLLM-Omni do not), so that a create whose answer was lost may be sent again.
+    idempotent: bool = False
+    fields: OpenAIVideosFields = OpenAIVideosFields()
+    #: How long a task waits for a free slot, and keeps polling a server that does not answer.
+    max_wait_seconds: float = 6 * 3600.0
+    #: Longest pause between two polls of a job.
+    max_poll_seconds: float = 10.0
+    #: Seconds of one HTTP request (a download streams for as long as it moves).
+    timeout_seconds: float = 60.0
+
+
 class DiffusersModel(BaseModel):
     """One open model of the ``diffusers`` engine (``REELGATE_DIFFUSERS__MODELS``)."""
 
@@ -216,6 +264,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    openai_videos: OpenAIVideosSettings = OpenAIVideosSettings()
     webhooks: WebhookSettings = WebhookSettings()
     diffusers: DiffusersSettings = DiffusersSettings()
 

@@ -373,6 +373,7 @@ def engines(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     configured = {
         "preview": True,
         "upstream": bool(settings.upstream_url),
+        "openai-videos": bool(settings.openai_videos.url),
         "diffusers": bool(settings.diffusers.models),
     }
     names = [n for n in ENGINE_NAMES if configured.get(n) or n in settings.engines_in_use()]
@@ -405,13 +406,15 @@ def _engine_row(name: str, settings: Settings) -> dict[str, Any]:
     from reelgate.core.catalogue import CATALOGUE
     from reelgate.core.errors import ReelgateError
     from reelgate.engines.diffusers.engine import DiffusersEngine
+    from reelgate.engines.openai_videos import OpenAIVideosEngine
     from reelgate.engines.registry import load_engine
     from reelgate.engines.upstream import UpstreamEngine
     from reelgate.runtime import Runtime
 
     row: dict[str, Any] = {"name": name, "default": name == settings.engine}
     row["routed"] = sorted(p for p in CATALOGUE if settings.engine_for(p) == name)
-    runtime = Runtime.open(settings) if name == "upstream" else None
+    # Remote engines keep their slots in the database.
+    runtime = Runtime.open(settings) if name in ("upstream", "openai-videos") else None
     try:
         engine = load_engine(name, settings, runtime.db if runtime else None)
     except ReelgateError as error:
@@ -437,6 +440,10 @@ def _engine_row(name: str, settings: Settings) -> dict[str, Any]:
         if isinstance(engine, UpstreamEngine):
             row["url"] = engine.url
             row["keys"] = [state.to_json() for state in engine.pool.states()]
+            engine.close()
+        if isinstance(engine, OpenAIVideosEngine):
+            row["url"] = engine.url
+            row["keys"] = [state.to_json() for state in engine.slots.states()]
             engine.close()
         if isinstance(engine, DiffusersEngine):
             row["openModels"] = engine.model_states()

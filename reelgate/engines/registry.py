@@ -7,7 +7,7 @@ from reelgate.core.errors import EngineUnavailable
 from reelgate.engines.base import Engine, RemoteEngine
 from reelgate.store.db import Database
 
-ENGINE_NAMES = ("preview", "upstream", "diffusers")
+ENGINE_NAMES = ("preview", "upstream", "diffusers", "openai-videos")
 
 
 def load_engine(name: str, settings: Settings, db: Database | None = None) -> Engine | RemoteEngine:
@@ -26,6 +26,12 @@ def load_engine(name: str, settings: Settings, db: Database | None = None) -> En
         if db is None:
             raise EngineUnavailable("the upstream engine keeps its key pool in the database")
         return UpstreamEngine(settings, db)
+    if name == "openai-videos":
+        from reelgate.engines.openai_videos import OpenAIVideosEngine
+
+        if db is None:
+            raise EngineUnavailable("the openai-videos engine keeps its slots in the database")
+        return OpenAIVideosEngine(settings, db)
     raise EngineUnavailable(
         f"unknown engine {name!r}; this build provides: {', '.join(ENGINE_NAMES)}"
     )
