@@ -15,6 +15,12 @@ in Redis when ``rate_limit_storage`` names one.
 
 If the counters cannot be reached, requests are let through (and a warning logged, once a
 minute): the limit protects the service, it must not be what takes it down.
+
+Counted in the database, a request's hit is one statement of the transaction that reads its key
+(``check(…, session=…)``), not a transaction of its own: the limit stays exact across processes
+(every hit is an atomic step on the shared row) and costs one statement per request. On SQLite
+that transaction takes the write lock, so with limits on, every authenticated request is a short
+write.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import StorageError as LimitsStorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from sqlalchemy.orm import Session
 
 from reelgate.config import Settings
 from reelgate.core.errors import RateLimited, StoreError
@@ -83,8 +90,24 @@ class RateLimits:
         self._requests: dict[int, int] = {}
         self._warned_at = -math.inf
 
-    def check(self, key_id: int, budget: Budget, faults: Faults | None = None) -> None:
-        """Count one request of ``key_id``; raise ``RateLimited`` when it must be refused."""
+    def counts_in_database(self, budget: Budget) -> bool:
+        """Whether ``budget``'s requests are counted in reelgate's database (so the
+        transaction that counts one must be one that may write)."""
+        return self.items[budget] is not None and not self.settings.rate_limit_storage
+
+    def check(
+        self,
+        key_id: int,
+        budget: Budget,
+        faults: Faults | None = None,
+        *,
+        session: Session | None = None,
+    ) -> None:
+        """Count one request of ``key_id``; raise ``RateLimited`` when it must be refused.
+
+        With ``session`` (a transaction that may write, see ``counts_in_database``), a
+        database counter is hit in it; its errors are then the transaction's own.
+        """
         if faults is not None and faults.rate_limit_rate > 0:
             with self._lock:
                 number = self._requests.get(key_id, 0)
@@ -95,14 +118,21 @@ class RateLimits:
         if item is None:
             return
         identity = (budget.value, str(key_id))
-        try:
-            limiter = self.limiter()
-            if limiter.hit(item, *identity):
+        limiter = self.limiter()
+        if session is not None and isinstance(limiter.storage, DatabaseStorage):
+            count, reset = limiter.storage.hit_in(
+                session, item.key_for(*identity), item.get_expiry()
+            )
+            if count <= item.amount:
                 return
-            reset = limiter.get_window_stats(item, *identity).reset_time
-        except (StoreError, LimitsStorageError) as error:
-            self._unreachable(error)
-            return
+        else:
+            try:
+                if limiter.hit(item, *identity):
+                    return
+                reset = limiter.get_window_stats(item, *identity).reset_time
+            except (StoreError, LimitsStorageError) as error:
+                self._unreachable(error)
+                return
         raise RateLimited(
             f"more than {item.amount} {budget.value} requests in {item.get_expiry()} s "
             f"for this key",

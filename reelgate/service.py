@@ -25,6 +25,7 @@ from reelgate.core.errors import (
     LinkRefused,
     NotReady,
     QueueFull,
+    ReelgateError,
     StorageError,
     TaskNotFound,
     UnknownModel,
@@ -36,6 +37,7 @@ from reelgate.core.jsontext import value_depth
 from reelgate.core.pricing import yuan_text
 from reelgate.core.status import TaskStatus
 from reelgate.fleet import FleetMetrics, FleetSnapshot
+from reelgate.keycache import RecognisedKeys
 from reelgate.limiting import Budget, RateLimits
 from reelgate.runtime import Runtime
 from reelgate.store import outbox, queue, repo
@@ -88,6 +90,7 @@ class Service:
         self.db = runtime.db
         self.settings = runtime.settings
         self.rate_limits = RateLimits(runtime.settings, runtime.db)
+        self.recognised_keys = RecognisedKeys()
         # A worker not heard from within a lease is as good as gone: its tasks get swept.
         self.fleet = FleetMetrics(
             runtime.db, alive_within_seconds=runtime.settings.worker.lease_seconds
@@ -102,20 +105,33 @@ class Service:
         """The key behind a request, once it is counted against its ``budget``.
 
         A request that does not say which budget counts against the submits' (the smaller).
+        The key is read and, when the limits are counted in the database, counted in one
+        transaction.
         """
-        if not api_key or not api_key.strip():
-            raise InvalidApiKey("no API key was sent")
-        with self.db.read() as session:
-            key = repo.find_key(session, api_key.strip())
-            if key is None:
-                raise InvalidApiKey("unknown API key")
-            if key.disabled:
-                raise InvalidApiKey("this API key is disabled")
-            caller = Caller(
-                key.id, key.name, key.concurrency, key.queue_cap, Faults.from_stored(key.faults)
-            )
-        self.rate_limits.check(caller.id, budget, caller.faults)
+        token = _token_of(api_key)
+        counted_here = self.rate_limits.counts_in_database(budget)
+        with self.db.write() if counted_here else self.db.read() as session:
+            caller = _caller_of(session, token)
+            if counted_here:
+                self.rate_limits.check(caller.id, budget, caller.faults, session=session)
+        if not counted_here:
+            self.rate_limits.check(caller.id, budget, caller.faults)
+        self.recognised_keys.add(token)
         return caller
+
+    def recognise(self, api_key: str | None) -> None:
+        """Refuse (``InvalidApiKey``) a key that is missing, unknown or disabled, without
+        counting the request: the early answer before a body is read. A good key is remembered
+        for a few seconds (see ``recognised`` and ``reelgate.keycache``)."""
+        token = _token_of(api_key)
+        with self.db.read() as session:
+            _caller_of(session, token)
+        self.recognised_keys.add(token)
+
+    def recognised(self, api_key: str | None) -> bool:
+        """Whether ``api_key`` was found good a moment ago (no I/O: for the event loop)."""
+        token = api_key.strip() if api_key else ""
+        return bool(token) and token in self.recognised_keys
 
     # -- key administration (the operator's commands) -------------------------------------
 
@@ -351,6 +367,30 @@ class Service:
                     raise
                 return _same_request(existing, path, params)
 
+    def submit_as(
+        self,
+        api_key: str | None,
+        model_path: str,
+        body: Any,
+        *,
+        refused: ReelgateError | None = None,
+        idempotency_key: str | None = None,
+        links_base_url: str | None = None,
+    ) -> Task:
+        """A v2 submit in one call (one hop from the event loop): the key authenticated against
+        the submit budget, then ``refused`` raised (what was wrong with the request's body, told
+        only once the key is known good), then ``submit``."""
+        caller = self.authenticate(api_key, Budget.SUBMIT)
+        if refused is not None:
+            raise refused
+        return self.submit(
+            caller,
+            model_path,
+            body,
+            idempotency_key=idempotency_key,
+            links_base_url=links_base_url,
+        )
+
     def _webhook_of(self, body: Any) -> tuple[str | None, Any]:
         """(the checked ``webhookUrl`` or None, the body without it).
 
@@ -400,6 +440,28 @@ class Service:
         with self.db.write() as session:
             if outbox.redeliver(session, number, caller.id, checked) is None:
                 raise WebhookNotFound(f"no webhook event {webhook_id}")
+
+    def query(
+        self, api_key: str | None, task_id: Any, *, refused: ReelgateError | None = None
+    ) -> Task:
+        """A v2 query in one call (one hop from the event loop) and one transaction: the key
+        authenticated against the query budget, then ``refused`` raised (what was wrong with
+        the request's body, told only once the key is known good), then the task."""
+        problem = refused
+        task: Task | None = None
+        # One transaction: the key's, its counter's and the task's (the limit's hit is kept
+        # when the task is not found, as for any request).
+        with self.db.transaction(write=self.rate_limits.counts_in_database(Budget.QUERY)):
+            caller = self.authenticate(api_key, Budget.QUERY)
+            if problem is None:
+                try:
+                    task = self.get_task(caller, task_id)
+                except (InvalidParameters, TaskNotFound) as error:
+                    problem = error
+        if problem is not None:
+            raise problem
+        assert task is not None
+        return task
 
     def get_task(self, caller: Caller, task_id: Any) -> Task:
         task_key = _parse_task_id(task_id)
@@ -589,6 +651,21 @@ def _same_request(existing: Task, model: str, params: dict[str, Any]) -> Task:
     if existing.model != model or existing.params != params:
         raise InvalidParameters("this Idempotency-Key was already used with a different request")
     return existing
+
+
+def _token_of(api_key: str | None) -> str:
+    if not api_key or not api_key.strip():
+        raise InvalidApiKey("no API key was sent")
+    return api_key.strip()
+
+
+def _caller_of(session: Session, api_key: str) -> Caller:
+    key = repo.key_of_request(session, api_key)
+    if key is None:
+        raise InvalidApiKey("unknown API key")
+    if key.disabled:
+        raise InvalidApiKey("this API key is disabled")
+    return Caller(key.id, key.name, key.concurrency, key.queue_cap, Faults.from_stored(key.faults))
 
 
 def _parse_task_id(task_id: Any) -> int:

@@ -59,6 +59,35 @@ async def bearer_caller(request: Request, credentials: Credentials) -> Caller:
     return await authenticate(request, token)
 
 
+async def bearer_key(request: Request, credentials: Credentials) -> str | None:
+    """The key of a v2 request whose route authenticates it in its own call into the service
+    (a dependency: it runs before the body is read).
+
+    Checked here only as far as answering a bad key before the body needs: a key found good a
+    moment ago is not looked up again. The route's service call reads it afresh and counts it.
+    """
+    token = credentials.credentials if credentials else None
+    svc = service(request)
+    if not svc.recognised(token):
+        await run_in_threadpool(svc.recognise, token)
+    return token
+
+
+async def body_or_refusal(request: Request) -> tuple[Any, InvalidParameters | None]:
+    """The JSON body, or None and why it cannot be read: for routes that answer the key (and
+    its rate limit) first, in the same service call as their work."""
+    try:
+        return await json_body(request), None
+    except InvalidParameters as refused:
+        return None, refused
+
+
+def task_id_text(body: Any) -> str:
+    """The task a body names, as answers about it repeat it ("" for none)."""
+    task_id = body.get("taskId") if isinstance(body, dict) else None
+    return str(task_id) if isinstance(task_id, (str, int)) and not isinstance(task_id, bool) else ""
+
+
 async def authenticate(request: Request, api_key: str | None) -> Caller:
     """The key's caller, counted against the budget of the request's path."""
     try:
@@ -78,8 +107,7 @@ async def _task_id_in(request: Request) -> str:
         body = await json_body(request)
     except InvalidParameters:
         return ""
-    task_id = body.get("taskId") if isinstance(body, dict) else None
-    return str(task_id) if isinstance(task_id, (str, int)) and not isinstance(task_id, bool) else ""
+    return task_id_text(body)
 
 
 async def v1_body_and_caller(

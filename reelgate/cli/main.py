@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -71,6 +72,14 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="Render the documentation's sample task once the server is up.")
     ] = False,
+    api_workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_WORKERS,
+            help="API processes sharing the port and the database (each with its own connections).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the API with an embedded worker pool (SQLite and local storage by default)."""
     if not host.strip():
@@ -92,42 +101,77 @@ def serve(
             f"Created the first API key: [bold]{first_key}[/bold]\n"
             f"(saved in {runtime.first_key_path}; it is not shown again)"
         )
-    config = uvicorn.Config(
-        create_app(runtime=runtime),
-        host=host,
-        port=port,
-        log_config=uvicorn_log_config(settings.log_format),
-    )
-    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with our own handlers
+    # installed first, that re-raise lands here instead of killing the process before the
+    # worker pool is stopped. (Several API processes: their supervisor installs its own.)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": settings.access_log,
+        "log_config": uvicorn_log_config(settings.log_format),
+    }
+    run_api: Callable[[], None]
+    if api_workers == 1:
+        server = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), **options))
+        run_api, api_started = server.run, lambda: bool(server.started)
+    else:
+        run_api = _api_processes(api_workers, options)
+        api_started = _answers(_local_url(host, port) + "/healthz")
     pool = WorkerPool(workers)
     if workers:
         pool.start()
     if demo:
         threading.Thread(
-            target=_demo_when_up, args=(server, runtime, host, port), daemon=True
+            target=_demo_when_up, args=(api_started, runtime, host, port), daemon=True
         ).start()
-    # uvicorn re-raises the signal that stopped it once it has shut down; with our own handlers
-    # installed first, that re-raise lands here instead of killing the process before the
-    # worker pool is stopped.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: None)
     try:
-        server.run()
+        run_api()
     finally:
         pool.stop()
         runtime.close()
 
 
-def _demo_when_up(server: object, runtime: object, host: str, port: int) -> None:
+def _api_processes(count: int, options: dict[str, Any]) -> Callable[[], None]:
+    """``count`` uvicorn processes on one socket, each building the app from the settings.
+
+    They stop, as the embedded workers do, when this process is gone.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[PARENT_PID_VARIABLE] = str(os.getpid())
+    config = uvicorn.Config("reelgate.api.app:app_from_env", factory=True, workers=count, **options)
+    return Multiprocess(config, sockets=[config.bind_socket()]).run
+
+
+def _local_url(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
+def _answers(url: str) -> Callable[[], bool]:
+    def answering() -> bool:
+        import httpx
+
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return answering
+
+
+def _demo_when_up(started: Callable[[], bool], runtime: object, host: str, port: int) -> None:
     import time
 
     from reelgate.cli.demo import run_demo
     from reelgate.runtime import Runtime
 
     assert isinstance(runtime, Runtime)
-    while not getattr(server, "started", False):
+    while not started():
         time.sleep(0.1)
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    base = _local_url(host, port)
     key_file = runtime.first_key_path
     if not key_file.exists():
         err_console.print(f"demo: no {key_file}; create a key with 'reelgate keys create'")

@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from reelgate.core.errors import InvalidTransition, ReelgateError
 from reelgate.core.status import ALLOWED_TRANSITIONS, TaskStatus
-from reelgate.store import outbox
+from reelgate.store import outbox, wakeup
 from reelgate.store.tables import ApiKey, Task, TaskEvent, WorkerRow, utcnow
 
 
@@ -56,15 +56,16 @@ def add_event(
     actor: str,
     detail: str = "",
 ) -> None:
-    session.execute(
-        insert(TaskEvent).values(
-            task_id=task_id,
-            at=utcnow(),
-            from_status=from_status.value if from_status else None,
-            to_status=to_status.value,
-            actor=actor,
-            detail=detail[:2000],
-        )
+    session.connection().execute(
+        insert(cast(Table, TaskEvent.__table__)),  # values as parameters: see repo.insert_task
+        {
+            "task_id": task_id,
+            "at": utcnow(),
+            "from_status": from_status.value if from_status else None,
+            "to_status": to_status.value,
+            "actor": actor,
+            "detail": detail[:2000],
+        },
     )
 
 
@@ -382,6 +383,9 @@ def _transition(
     key_changes: dict[str, Any] = {}
     if expected is TaskStatus.RUNNING:
         key_changes["running_tasks"] = ApiKey.running_tasks - 1
+        # A slot of the key's concurrency is free (and the task may be queued again): a task
+        # that waited for it is claimable once this commits.
+        wakeup.announce(session)
     refund = 0
     if to in (TaskStatus.FAILED, TaskStatus.CANCEL):
         refund = row.reserved_coins

@@ -26,10 +26,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from limits.storage import Storage
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import Float, Integer, String, Table, bindparam, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -46,22 +46,42 @@ CLEANUP_SECONDS = 60.0
 def hit(session: Session, key: str, *, expiry: float, amount: int, now: float) -> int:
     """Add ``amount`` to ``key``'s counter, starting a new window of ``expiry`` seconds when the
     last one ended; the count after the hit."""
-    insert = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
-    table = RateCounter.__table__
+    return hit_window(session, key, expiry=expiry, amount=amount, now=now)[0]
+
+
+def hit_window(
+    session: Session, key: str, *, expiry: float, amount: int, now: float
+) -> tuple[int, float]:
+    """``hit``, returning (the count after the hit, the end of its window)."""
+    statement = _HITS[session.get_bind().dialect.name]
+    parameters = {"counter": key, "amount": amount, "now": now, "end": now + expiry}
+    row = session.connection().execute(statement, parameters).one()
+    return int(row[0]), float(row[1])
+
+
+def _hit_statement(dialect: str) -> Any:
+    """The statement of the module's docstring, with its values as parameters: built once per
+    dialect, since building it cost more than running it."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    table = cast(Table, RateCounter.__table__)
+    amount = bindparam("amount", type_=Integer)
+    now, end = bindparam("now", type_=Float), bindparam("end", type_=Float)
     expired = table.c.expires_at <= now
-    statement = (
-        insert(RateCounter)
-        .values(key=key, count=amount, expires_at=now + expiry)
+    return (
+        insert(table)
+        .values(key=bindparam("counter", type_=String), count=amount, expires_at=end)
         .on_conflict_do_update(
             index_elements=[table.c.key],
             set_={
                 "count": case((expired, amount), else_=table.c.count + amount),
-                "expires_at": case((expired, now + expiry), else_=table.c.expires_at),
+                "expires_at": case((expired, end), else_=table.c.expires_at),
             },
         )
-        .returning(table.c.count)
+        .returning(table.c.count, table.c.expires_at)
     )
-    return int(session.execute(statement).scalar_one())
+
+
+_HITS = {dialect: _hit_statement(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def current(session: Session, key: str, now: float) -> tuple[int, float] | None:
@@ -112,6 +132,15 @@ class DatabaseStorage(Storage):
         self._maybe_clean_up(now)
         return count
 
+    def hit_in(self, session: Session, key: str, expiry: int) -> tuple[int, float]:
+        """One hit on ``key`` inside the caller's transaction (which must be one that may
+        write): (the count after it, the end of its window). Expired counters are deleted in
+        the same transaction now and then."""
+        now = time.time()
+        if self._cleanup_due(now):
+            delete_expired(session, now)
+        return hit_window(session, key, expiry=expiry, amount=1, now=now)
+
     def get(self, key: str) -> int:
         with self.db.read() as session:
             window = current(session, key, time.time())
@@ -134,16 +163,22 @@ class DatabaseStorage(Storage):
         with self.db.write() as session:
             delete_key(session, key)
 
+    def _cleanup_due(self, now: float) -> bool:
+        """Whether this thread should delete expired counters now; True once a minute at most.
+
+        Expired rows are harmless (the next hit restarts them), they only take room.
+        """
+        with self._cleanup_lock:
+            if now < self._next_cleanup:
+                return False
+            self._next_cleanup = now + CLEANUP_SECONDS
+            return True
+
     def _maybe_clean_up(self, now: float) -> None:
-        # One process in one thread at a time, once a minute: expired rows are harmless (the
-        # next hit restarts them), they only take room.
-        if now < self._next_cleanup or not self._cleanup_lock.acquire(blocking=False):
+        if not self._cleanup_due(now):
             return
         try:
-            self._next_cleanup = now + CLEANUP_SECONDS
             with self.db.write() as session:
                 delete_expired(session, now)
         except StoreError as error:
             log.warning("could not delete expired rate counters: %s", error)
-        finally:
-            self._cleanup_lock.release()

@@ -7,13 +7,14 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reelgate.core.status import TaskStatus
+from reelgate.store import wakeup
 from reelgate.store.tables import ApiKey, Meta, Task, Upload, UpstreamKey, utcnow
 
 #: How many leading characters of a key are stored in the clear, to tell keys apart.
@@ -58,6 +59,25 @@ def create_key(
         .returning(ApiKey.id)
     ).scalar_one()
     return NewKey(key_id, name, api_key, coins, concurrency, webhook_secret)
+
+
+@dataclass(frozen=True)
+class KeyOfRequest:
+    """What authenticating a request reads of its key."""
+
+    id: int
+    name: str
+    concurrency: int
+    queue_cap: int
+    faults: dict[str, Any] | None
+    disabled: bool
+
+
+def key_of_request(session: Session, api_key: str) -> KeyOfRequest | None:
+    """The key ``api_key`` as a request's authentication needs it: one indexed row, read without
+    the ORM's bookkeeping (a quarter of the time), since every request reads it."""
+    row = session.connection().execute(_KEY_OF_REQUEST, {"key_hash": hash_key(api_key)}).first()
+    return None if row is None else KeyOfRequest(*row)
 
 
 def find_key(session: Session, api_key: str) -> ApiKey | None:
@@ -114,13 +134,31 @@ def take_coins(session: Session, key_id: int, amount: int) -> bool:
     takes: a submit racing with ``keys disable`` either lands before it (and its task is
     cancelled with the others) or is refused, never left queued on a disabled key.
     """
-    row = session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.coins >= amount, ApiKey.disabled.is_(False))
-        .values(coins=ApiKey.coins - amount)
-        .returning(ApiKey.id)
-    ).first()
+    row = session.connection().execute(_TAKE_COINS, {"key_id": key_id, "amount": amount}).first()
     return row is not None
+
+
+# Statements a request runs each time, built once and run on the table (no ORM bookkeeping).
+_KEYS = cast(Table, ApiKey.__table__)
+_keys = _KEYS.c
+_KEY_OF_REQUEST = select(
+    _keys.id,
+    _keys.name,
+    _keys.concurrency,
+    _keys.queue_cap,
+    _keys.faults,
+    _keys.disabled,
+).where(_keys.key_hash == bindparam("key_hash"))
+_TAKE_COINS = (
+    update(_KEYS)
+    .where(
+        _keys.id == bindparam("key_id"),
+        _keys.coins >= bindparam("amount"),
+        _keys.disabled.is_(False),
+    )
+    .values(coins=_keys.coins - bindparam("amount"))
+    .returning(_keys.id)
+)
 
 
 def key_balance(session: Session, key_id: int) -> int:
@@ -209,7 +247,10 @@ def find_by_idempotency_key(session: Session, key_id: int, idempotency_key: str)
 
 
 def insert_task(session: Session, **values: Any) -> None:
-    session.execute(insert(Task).values(**values))
+    # Values as parameters of a constant statement, not built into it: the statement is then
+    # compiled once, and a submit does not pay for turning twenty values into SQL expressions.
+    session.connection().execute(insert(cast(Table, Task.__table__)), values)
+    wakeup.announce(session)  # a new QUEUED task: idle workers claim it once this commits
 
 
 def add_upload(session: Session, **values: Any) -> None:

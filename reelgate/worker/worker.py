@@ -124,16 +124,32 @@ class Worker:
         delivering.start()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="render")
         futures: set[Future[None]] = set()
+        # Ends the idle wait at once: set when a commit announces a claimable task (see
+        # ``store.wakeup``), when one of our renders ends, and when we are to stop. Polling
+        # stays, for whatever is not announced (a queue delay running out) or not heard.
+        wake = threading.Event()
+        listener = self.db.listen_for_tasks(wake)
+        running = threading.Event()
+        running.set()
+        threading.Thread(
+            target=_set_on_stop, args=(stop, wake, running), name="stop-watch", daemon=True
+        ).start()
         try:
             while not stop.is_set():
+                wake.clear()
                 self._maybe_sweep()
                 futures = {f for f in futures if not f.done()}
                 claimed = self._claim() if len(futures) < self.concurrency else None
                 if claimed is None:
-                    stop.wait(self.settings.worker.poll_seconds * random.uniform(0.75, 1.25))
+                    wake.wait(self.settings.worker.poll_seconds * random.uniform(0.75, 1.25))
                     continue
-                futures.add(pool.submit(self._process, claimed))
+                future = pool.submit(self._process, claimed)
+                future.add_done_callback(lambda _: wake.set())
+                futures.add(future)
         finally:
+            running.clear()
+            if listener is not None:
+                listener.close()
             self._shut_down(futures)
             pool.shutdown(wait=True)
             heartbeat_stop.set()
@@ -344,6 +360,14 @@ class Worker:
                     engine.sweep()
         except Exception:
             log.exception("sweep failed")
+
+
+def _set_on_stop(stop: threading.Event, wake: threading.Event, running: threading.Event) -> None:
+    """Set ``wake`` once ``stop`` is set (or return when the loop ended without it)."""
+    while running.is_set():
+        if stop.wait(1.0):
+            wake.set()
+            return
 
 
 def sweep(runtime: Runtime, *, actor: str = "sweeper") -> int:

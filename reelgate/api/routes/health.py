@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
@@ -19,6 +27,23 @@ from reelgate.fleet import Distribution, FleetSnapshot
 from reelgate.service import UpstreamKeyGauge
 
 router = APIRouter(tags=["operations"])
+
+#: From a millisecond (a cached answer) to ten seconds (an upload).
+HTTP_SECONDS_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class Metrics:
@@ -36,6 +61,23 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_UpstreamKeys(upstream_keys))
+        self.http_request_duration = Histogram(
+            "reelgate_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer, by route template and "
+            "method (routes: the API's paths with their {placeholders}; 'unmatched' for a "
+            "request answered before or without a route)",
+            ["route", "method"],
+            buckets=HTTP_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        # Each API process answers scrapes with its own figures (``serve --api-workers N``
+        # runs N): this says which process a scrape reached.
+        Gauge(
+            "reelgate_api_process",
+            "1, labelled with the process id of the API process that answered this scrape",
+            ["pid"],
+            registry=self.registry,
+        ).labels(pid=str(os.getpid())).set(1)
 
 
 class _UpstreamKeys(Collector):

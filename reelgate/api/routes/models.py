@@ -10,7 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from reelgate.api import answers
-from reelgate.api.deps import base_url, bearer_caller, json_body, service
+from reelgate.api.deps import (
+    base_url,
+    bearer_caller,
+    bearer_key,
+    body_or_refusal,
+    json_body,
+    service,
+)
 from reelgate.api.errors import MethodNotSupported
 from reelgate.api.openapi import error_codes
 from reelgate.api.openapi import json_body as body_doc
@@ -22,26 +29,33 @@ from reelgate.wire import PricePreview, TaskObject
 router = APIRouter(tags=["models"])
 
 CallerDep = Annotated[Caller, Depends(bearer_caller)]
-Submit = Callable[[Request, Response, Caller], Awaitable[TaskObject]]
+#: The key of a submit, authenticated (and counted) by the submit's own service call.
+KeyDep = Annotated[str | None, Depends(bearer_key)]
+Submit = Callable[[Request, Response, str | None], Awaitable[TaskObject]]
 Price = Callable[[Request, Caller], Awaitable[PricePreview]]
 
 _SUBMIT_CODES = error_codes("1002", "1003", "1007", "416", "421")
 
 
-async def _submit(path: str, request: Request, response: Response, caller: Caller) -> TaskObject:
-    body = await json_body(request)
+async def _submit(
+    path: str, request: Request, response: Response, api_key: str | None
+) -> TaskObject:
+    body, refused = await body_or_refusal(request)
     svc = service(request)
+    base = base_url(request)
+    # The key, its rate limit and the submit in one call: one hop to a thread.
     task = await run_in_threadpool(
-        lambda: svc.submit(
-            caller,
+        lambda: svc.submit_as(
+            api_key,
             path,
             body,
+            refused=refused,
             idempotency_key=request.headers.get("idempotency-key"),
-            links_base_url=base_url(request),
+            links_base_url=base,
         )
     )
     request.app.state.metrics.submitted.labels(model=task.model).inc()
-    return task_answer(task, svc, base_url(request), response)
+    return task_answer(task, svc, base, response)
 
 
 async def _price(path: str, request: Request) -> PricePreview:
@@ -51,8 +65,8 @@ async def _price(path: str, request: Request) -> PricePreview:
 
 
 def _submit_route(model: ModelSpec) -> Submit:
-    async def submit(request: Request, response: Response, caller: CallerDep) -> TaskObject:
-        return await _submit(model.path, request, response, caller)
+    async def submit(request: Request, response: Response, api_key: KeyDep) -> TaskObject:
+        return await _submit(model.path, request, response, api_key)
 
     return submit
 
@@ -112,6 +126,6 @@ def _not_another_method(request: Request) -> None:
     dependencies=[Depends(_not_another_method)],
 )
 async def submit_other(
-    vendor: str, action: str, request: Request, response: Response, caller: CallerDep
+    vendor: str, action: str, request: Request, response: Response, api_key: KeyDep
 ) -> Any:
-    return (await _submit(f"{vendor}/{action}", request, response, caller)).to_wire()
+    return (await _submit(f"{vendor}/{action}", request, response, api_key)).to_wire()
