@@ -290,7 +290,10 @@ class OpenAIVideosEngine:
             "recreated": recreated,
         }
         ctx.save_checkpoint(fresh)
-        return self._follow(job, ctx, self._create(job, ctx, fresh, deadline), deadline)
+        state = fresh
+        while state.get("stage") != "submitted":  # a create in trouble is tried again
+            state = self._create(job, ctx, state, deadline)
+        return self._follow(job, ctx, state, deadline)
 
     def _finished(self, ctx: RemoteContext, video: RemoteVideo, deadline: float) -> RenderResult:
         if video.status != "completed":
