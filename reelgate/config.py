@@ -11,10 +11,13 @@ import fnmatch
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
+DAY = 86_400
+#: The longest an S3 presigned URL (signature version 4) may be valid: seven days.
+MAX_PRESIGNED_SECONDS = 7 * DAY
 #: URL schemes ``rate_limit_storage`` accepts: ``limits``' Redis storage and its variants.
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "valkey://", "valkeys://")
 
@@ -212,6 +215,57 @@ class DiffusersSettings(BaseModel):
     ltx2_audio: bool = False
 
 
+class S3Settings(BaseModel):
+    """The bucket of ``REELGATE_STORAGE_URL=s3://bucket/prefix`` (install ``reelgate[s3]``).
+
+    Whatever is unset here comes from the standard AWS chain: ``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, the shared config and credentials files, an
+    instance or container role.
+    """
+
+    #: Another S3-compatible server (MinIO, Ceph, R2, …), e.g. ``http://minio:9000``; unset:
+    #: AWS's own endpoint for the region.
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    #: Address the bucket in the path (``endpoint/bucket/key``) rather than in the host name
+    #: (``bucket.endpoint/key``), as MinIO and most self-hosted servers need.
+    path_style: bool = False
+    #: Give clients S3 presigned URLs as upload and result links, instead of reelgate's own
+    #: signed ``/files/…`` links (which reelgate serves from the bucket itself).
+    presigned_links: bool = False
+    #: Files are uploaded in parts of this size (S3's minimum part is 5 MiB); the memory an
+    #: upload takes is about this size times ``max_concurrency``.
+    part_size_bytes: int = Field(default=8 * MB, ge=5 * MB, le=512 * MB)
+    #: Parts of one file in flight at once.
+    max_concurrency: int = Field(default=4, ge=1, le=32)
+    #: Tries of one request (a lost connection, throttling, a 5xx) before it fails.
+    max_attempts: int = Field(default=5, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _both_halves_of_a_key(self) -> S3Settings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("set both access_key_id and secret_access_key, or neither")
+        return self
+
+
+class RetentionSettings(BaseModel):
+    """How long finished tasks and uploads are kept (RunningHub: about a day); 0 keeps them."""
+
+    #: Seconds a finished task (SUCCESS, FAILED or CANCEL) is kept, counted from its end; then
+    #: its result files are deleted and its id answers ``1004`` as an unknown task does.
+    results_seconds: int = Field(default=7 * DAY, ge=0)
+    #: Seconds an uploaded file is kept, counted from its last upload (a file uploaded again,
+    #: by any key, is kept for as long as its newest upload).
+    uploads_seconds: int = Field(default=7 * DAY, ge=0)
+    #: How often each worker deletes what has expired.
+    sweep_seconds: float = Field(default=60.0, gt=0)
+    #: Tasks or files deleted per transaction.
+    batch_size: int = Field(default=200, ge=1, le=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REELGATE_", env_nested_delimiter="__", extra="ignore"
@@ -270,6 +324,34 @@ class Settings(BaseSettings):
     openai_videos: OpenAIVideosSettings = OpenAIVideosSettings()
     webhooks: WebhookSettings = WebhookSettings()
     diffusers: DiffusersSettings = DiffusersSettings()
+    s3: S3Settings = S3Settings()
+    retention: RetentionSettings = RetentionSettings()
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if value.startswith("file://") and value.removeprefix("file://").strip("/"):
+            return value
+        if value.startswith("s3://") and value.removeprefix("s3://").split("/", 1)[0]:
+            return value
+        raise ValueError(f"must be file:///path or s3://bucket/prefix; not {value!r}")
+
+    @model_validator(mode="after")
+    def _presigned_links_need_s3(self) -> Settings:
+        if not self.s3.presigned_links:
+            return self
+        if self.s3_bucket() is None:
+            raise ValueError("REELGATE_S3__PRESIGNED_LINKS needs an s3:// REELGATE_STORAGE_URL")
+        longest = max(self.upload_url_ttl_seconds, self.result_url_ttl_seconds)
+        if longest > MAX_PRESIGNED_SECONDS:
+            raise ValueError(
+                f"S3 presigned links last at most {MAX_PRESIGNED_SECONDS} s (7 days); the link "
+                f"lifetimes ask for {longest} s"
+            )
+        return self
 
     @field_validator("rate_limit_storage")
     @classmethod
@@ -299,9 +381,17 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'reelgate.db').resolve()}"
 
+    def s3_bucket(self) -> tuple[str, str] | None:
+        """(bucket, key prefix) of an ``s3://bucket/prefix`` storage URL; None otherwise."""
+        if not self.storage_url or not self.storage_url.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.storage_url.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
+
     def resolved_storage_dir(self) -> Path:
-        if self.storage_url:
-            if not self.storage_url.startswith("file://"):
-                raise ValueError(f"unsupported REELGATE_STORAGE_URL {self.storage_url!r}")
+        """The directory of local storage (``file://`` or the data dir's ``storage/``)."""
+        if self.storage_url and self.storage_url.startswith("file://"):
             return Path(self.storage_url.removeprefix("file://"))
+        if self.storage_url:
+            raise ValueError(f"{self.storage_url} is not a local directory")
         return (self.data_dir / "storage").resolve()

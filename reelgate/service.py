@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -26,7 +25,6 @@ from reelgate.core.errors import (
     NotReady,
     QueueFull,
     ReelgateError,
-    StorageError,
     TaskNotFound,
     UnknownModel,
     WebhookNotFound,
@@ -39,7 +37,9 @@ from reelgate.core.status import TaskStatus
 from reelgate.fleet import FleetMetrics, FleetSnapshot
 from reelgate.keycache import RecognisedKeys
 from reelgate.limiting import Budget, RateLimits
+from reelgate.retention import Swept, collect, is_expired
 from reelgate.runtime import Runtime
+from reelgate.storage import StoredObject
 from reelgate.store import outbox, queue, repo
 from reelgate.store.tables import ApiKey, Task, utcnow
 from reelgate.store.views import webhook_detail
@@ -319,7 +319,10 @@ class Service:
             with self.db.write() as session:
                 if idempotency_key:
                     existing = repo.find_by_idempotency_key(session, caller.id, idempotency_key)
-                    if existing is not None:
+                    if existing is not None and self._expired(existing):
+                        # Forgotten with its task (the sweep forgets it too): a new task now.
+                        repo.forget_idempotency_key(session, existing.id)
+                    elif existing is not None:
                         return _same_request(existing, path, params)
                 if repo.queued_count(session, caller.id) >= caller.queue_cap:
                     raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
@@ -441,6 +444,9 @@ class Service:
             if outbox.redeliver(session, number, caller.id, checked) is None:
                 raise WebhookNotFound(f"no webhook event {webhook_id}")
 
+    def _expired(self, task: Task) -> bool:
+        return is_expired(task, self.settings.retention.results_seconds)
+
     def query(
         self, api_key: str | None, task_id: Any, *, refused: ReelgateError | None = None
     ) -> Task:
@@ -468,8 +474,9 @@ class Service:
         with self.db.read() as session:
             task = repo.get_task(session, task_key)
             # Another key's task answers exactly like a missing one: ids are not secrets, but
-            # whether a task exists is not another key's business.
-            if task is None or task.api_key_id != caller.id:
+            # whether a task exists is not another key's business. So does a task past its
+            # retention (as on RunningHub), whether its files are deleted yet or not.
+            if task is None or task.api_key_id != caller.id or self._expired(task):
                 raise TaskNotFound(f"no task {task_key} for this API key")
             return task
 
@@ -493,28 +500,30 @@ class Service:
         return IncomingUpload(self.runtime, caller.id, filename, max_bytes=max_bytes)
 
     def upload_url(self, base_url: str, key: str) -> str:
-        expires = int(time.time()) + self.settings.upload_url_ttl_seconds
-        return self.runtime.signer.url(base_url, key, expires)
+        return self.runtime.upload_url(base_url, key)
 
     def result_url(self, base_url: str, key: str) -> str:
         return self.runtime.result_url(base_url, key)
 
-    def open_signed_file(self, key: str, expires: str, signature: str) -> Path:
-        """The stored file behind a signed link (``/files/{key}?expires=…&signature=…``).
+    def open_signed_file(self, key: str, expires: str, signature: str) -> StoredObject:
+        """The stored file behind a signed link (``/files/{key}?expires=…&signature=…``); read
+        it with ``read_file``.
 
-        Raises ``LinkRefused`` when the link is not valid and ``LinkedFileMissing`` when no file
-        is stored under ``key`` (or ``key`` could not name one).
+        Raises ``LinkRefused`` when the link is not valid, ``LinkedFileMissing`` when no file
+        is stored under ``key`` (or ``key`` could not name one: expired files are deleted), and
+        ``StorageError`` when the storage cannot be reached.
         """
         problem = self.runtime.signer.verify(key, expires, signature)
         if problem:
             raise LinkRefused(problem)
-        try:
-            path = self.runtime.storage.path(key)
-        except StorageError:
-            raise LinkedFileMissing() from None
-        if not path.is_file():
+        stored = self.runtime.storage.stat(key)
+        if stored is None:
             raise LinkedFileMissing()
-        return path
+        return stored
+
+    def read_file(self, stored: StoredObject, start: int, end: int) -> Iterator[bytes]:
+        """The bytes ``[start, end)`` of a file ``open_signed_file`` found, as they arrive."""
+        return self.runtime.storage.read(stored.key, start, end)
 
     # -- operations -----------------------------------------------------------------------
 
@@ -533,6 +542,11 @@ class Service:
             # Each gets its share of the reason's room, so that both show when both fail.
             room = MAX_READY_REASON // len(problems) - len("; ")
             raise NotReady("; ".join(problem[:room] for problem in problems))
+
+    def collect_garbage(self, *, dry_run: bool) -> Swept:
+        """Delete now what retention would delete at the next sweep (``reelgate gc``); with
+        ``dry_run``, only say what that is."""
+        return collect(self.runtime, dry_run=dry_run)
 
     # -- account --------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""An upload as it arrives: its bytes hashed and written to a temporary file in the storage root
-as they come, refused the moment they pass the cap, stored under their content hash once the
-file is complete.
+"""An upload as it arrives: its bytes hashed and written to a temporary file as they come (in the
+storage root for local storage, so that storing it is a rename), refused the moment they pass
+the cap, stored under their content hash once the file is complete.
 
 The API writes the chunks it parses (``api/forms.py``) one by one, so nothing is held in memory
 and nothing is written before the key was checked; a refused or abandoned upload leaves no file
@@ -16,7 +16,7 @@ from pathlib import Path
 from reelgate.core.errors import FileProcessingFailed, FileTooLarge, InvalidParameters
 from reelgate.media.sniff import UPLOAD_FORMATS, sniff
 from reelgate.runtime import Runtime
-from reelgate.store import repo
+from reelgate.store import expiry, repo
 from reelgate.store.tables import utcnow
 
 #: Length of the column the original file name is stored in.
@@ -46,7 +46,7 @@ class IncomingUpload:
         self._head = b""
         self.size = 0
         self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by finish or discard)
-            dir=runtime.storage.root, prefix=".upload-", delete=False
+            dir=runtime.storage.spool_dir, prefix=".upload-", delete=False
         )
         self.path = Path(self._file.name)
 
@@ -67,7 +67,13 @@ class IncomingUpload:
         self.path.unlink(missing_ok=True)
 
     def finish(self) -> tuple[str, str, int]:
-        """Store the complete file by content hash; returns (storage key, kind, size)."""
+        """Store the complete file by content hash; returns (storage key, kind, size).
+
+        The upload's row is written first (under ``expiry.lock_file``, which waits for a
+        retention sweep deleting the same file), then the file is stored unless it already is:
+        once the row is in, no sweep deletes the file, and one that just did finds it stored
+        again.
+        """
         try:
             self._file.close()
             if self.size == 0:
@@ -80,20 +86,21 @@ class IncomingUpload:
                 )
             digest = self._digest.hexdigest()
             key = f"openapi/{digest}.{kind.ext}"
+            with self._runtime.db.write() as session:
+                expiry.lock_file(session, key)
+                repo.add_upload(
+                    session,
+                    api_key_id=self._key_id,
+                    storage_key=key,
+                    kind=kind.kind,
+                    size=self.size,
+                    sha256=digest,
+                    original_name=self._filename,
+                    created_at=utcnow(),
+                )
             storage = self._runtime.storage
-            if not storage.exists(key):
+            if not storage.exists(key):  # the same bytes are stored once
                 storage.put_file(key, self.path, move=True)
         finally:
             self.path.unlink(missing_ok=True)
-        with self._runtime.db.write() as session:
-            repo.add_upload(
-                session,
-                api_key_id=self._key_id,
-                storage_key=key,
-                kind=kind.kind,
-                size=self.size,
-                sha256=digest,
-                original_name=self._filename,
-                created_at=utcnow(),
-            )
         return key, kind.kind, self.size

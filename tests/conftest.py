@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from reelgate.config import Settings, WorkerSettings
 from reelgate.runtime import Runtime
 from reelgate.store import repo
+from tests.s3 import aws_environment, bucket, moto_server  # noqa: F401 (fixtures)
 
 POSTGRES_URL = os.environ.get(
     "REELGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reelgate.cli._service import open_service as _service
+from reelgate.cli.gc import gc
 from reelgate.cli.tasks import show_summary, summary_json, tasks_app
 from reelgate.config import Settings
 from reelgate.worker.pool import PARENT_PID_VARIABLE
@@ -33,6 +34,7 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(tasks_app, name="tasks")
+app.command("gc")(gc)
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)

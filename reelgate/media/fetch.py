@@ -4,8 +4,9 @@ Every source goes through the same steps: get the bytes onto disk under the size
 what they really are (never trusting a name, extension or ``Content-Type``), decode, and apply
 the contract's limits. The sources are
 
-1. reelgate's own upload and result links, resolved to the storage file by a callback without
-   any HTTP round trip (the callback raises ``InvalidUrl`` for a bad signature);
+1. reelgate's own upload and result links, resolved by a callback without any HTTP round trip:
+   to the stored file itself, or to a copy it wrote (storage that is not a local directory);
+   the callback raises ``InvalidUrl`` for an expired link;
 2. ``http(s)://`` URLs, fetched through the network guard (``netguard``, ``download``);
 3. ``data:<mime>;base64,<payload>`` URIs.
 
@@ -42,7 +43,8 @@ _SNIFF_BYTES = 32
 
 @dataclass(frozen=True)
 class FetchedMedia:
-    #: The local file: inside ``dest_dir``, or the storage file itself for reelgate's own links.
+    #: The local file: inside ``dest_dir``, or the stored file itself for reelgate's own links
+    #: on local storage.
     path: Path
     #: The request field, e.g. ``firstImageUrl`` or ``imageUrls[2]``.
     field: str
@@ -65,14 +67,16 @@ class MediaFetcher:
         settings: MediaSettings,
         *,
         allow_private_networks: bool,
-        resolve_own_url: Callable[[str], Path | None] = lambda url: None,
+        own_file: Callable[[str, Path], Path | None] = lambda url, dest: None,
         http_client: httpx.Client | None = None,
         allowed_networks: Iterable[str] = (),
     ) -> None:
-        """``allowed_networks`` (CIDR strings) are non-public networks trusted even when
-        ``allow_private_networks`` is off."""
+        """``own_file(url, dest)`` is the file behind one of reelgate's own links (None for
+        any other URL): the stored file, or a copy it wrote to ``dest``. ``allowed_networks``
+        (CIDR strings) are non-public networks trusted even when ``allow_private_networks`` is
+        off."""
         self._settings = settings
-        self._resolve_own_url = resolve_own_url
+        self._own_file = own_file
         policy = NetworkPolicy.build(
             allow_private_networks=allow_private_networks, allowed_networks=allowed_networks
         )
@@ -135,7 +139,7 @@ class MediaFetcher:
 
     def _obtain(self, url: str, field: str, dest_dir: Path) -> tuple[Path, bool]:
         """Put the URL's bytes on disk. Returns the path and whether it is ours to rename or
-        delete (False for a storage file behind one of reelgate's own links)."""
+        delete (False for a stored file behind one of reelgate's own links)."""
         cap = self._settings.max_input_bytes
         if is_data_uri(url):
             part = _part_file(dest_dir, field)
@@ -145,11 +149,12 @@ class MediaFetcher:
                 part.unlink(missing_ok=True)
                 raise
             return part, True
-        own = self._resolve_own_url(url)
+        part = dest_dir / _part_name(field)
+        own = self._own_file(url, part)
         if own is not None:
             if not own.is_file():
                 raise InvalidUrl(f"the file behind {display_url(url)} no longer exists")
-            return own, False
+            return own, own == part
         scheme = url.partition(":")[0].lower() if ":" in url else ""
         if scheme not in ("http", "https"):
             shown = f"{scheme}:" if scheme else display_url(url)
@@ -213,9 +218,13 @@ def _safe_name(field: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", field).strip("-") or "media"
 
 
+def _part_name(field: str) -> str:
+    return f".{_safe_name(field)}.part"
+
+
 def _part_file(dest_dir: Path, field: str) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
-    return dest_dir / f".{_safe_name(field)}.part"
+    return dest_dir / _part_name(field)
 
 
 def _unrecognised(head: bytes) -> str:

@@ -2,7 +2,7 @@
 
 The signature is an HMAC-SHA256 over the key and the expiry with a secret every reelgate process
 shares (kept in the database), so any API process can serve a link any other signed, and a
-worker recognises its own server's links and reads the file directly instead of over HTTP.
+worker recognises its own server's links and reads the file from storage instead of over HTTP.
 """
 
 from __future__ import annotations
@@ -10,19 +10,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from reelgate.core.errors import InvalidUrl
-from reelgate.storage.local import LocalStorage
 
 FILES_PREFIX = "/files/"
 
 
 class LinkSigner:
-    def __init__(self, secret: str, storage: LocalStorage) -> None:
+    def __init__(self, secret: str) -> None:
         self._secret = secret.encode()
-        self.storage = storage
 
     def signature(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()
@@ -45,13 +42,12 @@ class LinkSigner:
             return f"link expired at {expired}"
         return ""
 
-    def resolve_own_url(self, url: str) -> Path | None:
-        """The stored file behind one of our links, or None if the URL is not ours.
+    def own_key(self, url: str) -> str | None:
+        """The storage key behind one of our links, or None if the URL is not ours.
 
-        A URL under ``/files/`` whose signature is ours but has expired (or whose file is gone)
-        is ours and broken: that is an ``InvalidUrl``, not a reason to fetch it over the network.
-        A signature that does not match may be another server's link, so it is left to the
-        ordinary fetch.
+        A URL under ``/files/`` whose signature is ours but has expired is ours and broken:
+        that is an ``InvalidUrl``, not a reason to fetch it over the network. A signature that
+        does not match may be another server's link, so it is left to the ordinary fetch.
         """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or FILES_PREFIX not in parts.path:
@@ -68,7 +64,4 @@ class LinkSigner:
         problem = self.verify(key, expires, signature)
         if problem:
             raise InvalidUrl(problem)
-        path = self.storage.path(key)
-        if not path.is_file():
-            raise InvalidUrl("the linked file no longer exists")
-        return path
+        return key

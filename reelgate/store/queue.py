@@ -220,7 +220,7 @@ def finish(
     task_id: int,
     *,
     worker_id: str,
-    results: list[dict[str, str]],
+    results: list[dict[str, str | int]],
     charge: int | None = None,
     detail: str = "",
 ) -> Transitioned | None:

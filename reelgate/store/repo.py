@@ -246,6 +246,10 @@ def find_by_idempotency_key(session: Session, key_id: int, idempotency_key: str)
     ).scalar_one_or_none()
 
 
+def forget_idempotency_key(session: Session, task_id: int) -> None:
+    session.execute(update(Task).where(Task.id == task_id).values(idempotency_key=None))
+
+
 def insert_task(session: Session, **values: Any) -> None:
     # Values as parameters of a constant statement, not built into it: the statement is then
     # compiled once, and a submit does not pay for turning twenty values into SQL expressions.

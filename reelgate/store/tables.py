@@ -79,6 +79,8 @@ class Task(Base):
         UniqueConstraint("api_key_id", "idempotency_key"),
         Index("ix_tasks_status_id", "status", "id"),
         Index("ix_tasks_api_key_id_status", "api_key_id", "status"),
+        # The retention sweep: finished tasks not yet expired, oldest first.
+        Index("ix_tasks_expired_at_finished_at", "expired_at", "finished_at"),
     )
 
     #: The 19-digit snowflake id (``taskId`` on the wire, as a string).
@@ -112,6 +114,9 @@ class Task(Base):
     links_base_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
     #: Not claimed before this time (fault injection's queue delay); None: at once.
     run_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: When retention deleted the task's result files; from then on (and from the end of its
+    #: retention, swept or not) it answers as a task that does not exist.
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class TaskEvent(Base):
@@ -129,17 +134,24 @@ class TaskEvent(Base):
 
 
 class Upload(Base):
+    """One upload. Uploads of the same bytes share one file (``storage_key``), kept until the
+    newest of them expires."""
+
     __tablename__ = "uploads"
+    # The retention sweep: uploads not yet expired, oldest first.
+    __table_args__ = (Index("ix_uploads_expired_at_created_at", "expired_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
     #: Where the bytes are in storage, e.g. ``openapi/<sha256>.png`` (RunningHub's ``fileName``).
-    storage_key: Mapped[str] = mapped_column(String(300))
+    storage_key: Mapped[str] = mapped_column(String(300), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     original_name: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: When retention deleted the file, with every upload that shared it.
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class WorkerRow(Base):

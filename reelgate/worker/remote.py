@@ -67,15 +67,18 @@ def fetched(fetcher: MediaFetcher, url: str, field: str, kind: str, scratch: Pat
 
 
 def local_file(runtime: Runtime, url: str, field: str, scratch: Path) -> Path | None:
-    """The file behind one of our own links, or a ``data:`` URI written out; None otherwise."""
-    own = runtime.signer.resolve_own_url(url)
-    if own is not None:
-        return own
-    if not is_data_uri(url):
-        return None
+    """The file behind one of our own links (copied into ``scratch`` unless storage is a local
+    directory), or a ``data:`` URI written out; None otherwise. A file written out is named
+    with the extension of what it is."""
     name = re.sub(r"[^A-Za-z0-9]+", "-", field).strip("-") or "input"
     dest = scratch / f"{name}.data"
-    write_data_uri(url, dest, runtime.settings.media.max_input_bytes)
+    own = runtime.own_file(url, dest)
+    if own is not None and own != dest:
+        return own  # the stored file itself
+    if own is None:
+        if not is_data_uri(url):
+            return None
+        write_data_uri(url, dest, runtime.settings.media.max_input_bytes)
     with dest.open("rb") as f:
         kind = sniff(f.read(64))
     return dest.rename(dest.with_suffix(f".{kind.ext}")) if kind else dest

@@ -4,7 +4,8 @@ One ``Worker`` runs ``concurrency`` tasks at a time in threads. A heartbeat thre
 lease of every task it holds and, through the same statement, notices when a task is no longer
 its own (cancelled by its owner, or swept after a stall); the render then stops at its next
 cancellation check. Any worker also sweeps: tasks whose lease expired go back to QUEUED, or fail
-with 1006 after their last attempt.
+with 1006 after their last attempt; and, in a thread of its own, finished tasks and uploads whose
+retention is over (``reelgate.retention``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from reelgate.engines.base import Engine, RemoteEngine, RemoteJob, RenderContext
 from reelgate.engines.registry import load_engine
 from reelgate.logs import task_context
 from reelgate.media.fetch import MediaFetcher
+from reelgate.retention import sweep as sweep_expired
 from reelgate.runtime import Runtime
 from reelgate.store import queue
 from reelgate.store.queue import ClaimedTask
@@ -90,7 +92,7 @@ class Worker:
             self.settings.media,
             allow_private_networks=self.settings.allow_private_networks,
             allowed_networks=self.settings.media.allowed_networks,
-            resolve_own_url=runtime.signer.resolve_own_url,
+            own_file=runtime.own_file,
         )
         self._active: dict[int, _Active] = {}
         self._lock = threading.Lock()
@@ -122,6 +124,10 @@ class Worker:
             target=dispatcher.run, args=(delivering_stop,), name="webhooks", daemon=True
         )
         delivering.start()
+        retention = threading.Thread(
+            target=self._retention_loop, args=(delivering_stop,), name="retention", daemon=True
+        )
+        retention.start()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="render")
         futures: set[Future[None]] = set()
         # Ends the idle wait at once: set when a commit announces a claimable task (see
@@ -156,6 +162,7 @@ class Worker:
             heartbeat.join()
             delivering_stop.set()
             delivering.join()
+            retention.join()
             dispatcher.close()
             with self.db.write() as session:
                 queue.unregister_worker(session, self.id)
@@ -293,11 +300,11 @@ class Worker:
             charge = model.final_cost(model.parse(claimed.params), prepared.input_seconds)
         if active.stop.is_set():
             raise TaskCancelled()
-        stored: list[dict[str, str]] = []
+        stored: list[dict[str, str | int]] = []
         for n, output in enumerate(result.outputs, start=1):
             key = f"results/{claimed.id}/{claimed.id}_{n}.{output.output_type}"
-            self.runtime.storage.put_file(key, output.path, move=True)
-            stored.append({"key": key, "outputType": output.output_type})
+            size = self.runtime.storage.put_file(key, output.path, move=True)
+            stored.append({"key": key, "outputType": output.output_type, "size": size})
         with self.db.write() as session:
             moved = queue.finish(
                 session,
@@ -347,6 +354,17 @@ class Worker:
                     if queue.task_status(session, item.task.id) is TaskStatus.CANCEL:
                         item.cancelled.set()
                     item.stop.set()
+
+    def _retention_loop(self, stop: threading.Event) -> None:
+        """Delete expired tasks' results and expired uploads now and then, until ``stop``."""
+        retention = self.settings.retention
+        if not (retention.results_seconds or retention.uploads_seconds):
+            return
+        while not stop.wait(retention.sweep_seconds * random.uniform(0.5, 1.0)):
+            try:
+                sweep_expired(self.runtime, stop=stop)
+            except Exception:  # storage or database briefly unreachable: the next sweep redoes it
+                log.exception("retention sweep failed")
 
     def _maybe_sweep(self) -> None:
         now = time.monotonic()

@@ -27,8 +27,15 @@ def test_a_signed_link_opens_its_file(runtime: Runtime, tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     source.write_text("hello")
     runtime.storage.put_file("results/1/a.txt", source)
-    path = Service(runtime).open_signed_file("results/1/a.txt", *signed(runtime, "results/1/a.txt"))
-    assert path.read_text() == "hello"
+    service = Service(runtime)
+    stored = service.open_signed_file("results/1/a.txt", *signed(runtime, "results/1/a.txt"))
+    assert (stored.key, stored.size, stored.media_type) == (
+        "results/1/a.txt",
+        5,
+        "application/octet-stream",
+    )
+    assert b"".join(service.read_file(stored, 0, stored.size)) == b"hello"
+    assert b"".join(service.read_file(stored, 1, 3)) == b"el"
 
 
 @pytest.mark.parametrize("key", ["results/1/none.txt", "../outside.txt", "/etc/passwd"])

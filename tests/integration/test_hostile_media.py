@@ -78,7 +78,7 @@ def worker(runtime: Runtime, transport: LoopbackOnlyTransport) -> Iterator[Worke
         media,
         allow_private_networks=False,
         allowed_networks=media.allowed_networks,
-        resolve_own_url=runtime.signer.resolve_own_url,
+        own_file=runtime.own_file,
         http_client=client,
     )
     stop = threading.Event()

@@ -41,7 +41,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 def leftovers(runtime: Runtime) -> list[Path]:
     """Files in storage: partial uploads (``.upload-*``) and stored ones alike."""
-    return [path for path in runtime.storage.root.rglob("*") if path.is_file()]
+    return [p for p in runtime.settings.resolved_storage_dir().rglob("*") if p.is_file()]
 
 
 def form_headers(bound: str, key: str | None = None, **more: str) -> dict[str, str]:

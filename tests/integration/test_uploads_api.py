@@ -35,7 +35,7 @@ def test_same_content_is_stored_once(http: httpx.Client, tmp_path: Path, runtime
     first = http.post(UPLOAD, files={"file": ("a.jpg", data)}).json()["data"]
     second = http.post(UPLOAD, files={"file": ("other-name.jpg", data)}).json()["data"]
     assert first["fileName"] == second["fileName"]
-    assert len(list((runtime.storage.root / "openapi").iterdir())) == 1
+    assert len(list((runtime.settings.resolved_storage_dir() / "openapi").iterdir())) == 1
 
 
 def test_type_comes_from_the_bytes_not_the_name(http: httpx.Client, tmp_path: Path) -> None:

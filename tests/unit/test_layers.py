@@ -74,6 +74,11 @@ def test_the_sdk_imports_only_itself_and_the_wire() -> None:
         ("store", ("reelgate.service", "reelgate.api", "reelgate.worker")),
         ("core", ("reelgate.service", "reelgate.api", "reelgate.store", "sqlalchemy", "fastapi")),
         ("engines", ("reelgate.service", "reelgate.api", "reelgate.worker")),
+        # Files by key: nothing of the database, the use-cases or the API.
+        (
+            "storage",
+            ("reelgate.service", "reelgate.api", "reelgate.store", "reelgate.worker", "sqlalchemy"),
+        ),
     ],
 )
 def test_layers_call_only_downwards(folder: str, forbidden: tuple[str, ...]) -> None:

@@ -7,6 +7,7 @@ size cap is checked on every chunk, so a refused upload has read little and stor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Annotated
@@ -16,34 +17,26 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from reelgate.api.deps import Credentials, base_url, bearer_caller, service
+from reelgate.api.fileresponse import file_response
 from reelgate.api.forms import FileChunk, FileEnd, FileStart, FormField, form_events
 from reelgate.api.openapi import binary_response, error_codes, multipart_body
-from reelgate.core.errors import InvalidApiKey, InvalidParameters, LinkedFileMissing, LinkRefused
+from reelgate.core.errors import (
+    InvalidApiKey,
+    InvalidParameters,
+    LinkedFileMissing,
+    LinkRefused,
+    StorageError,
+)
 from reelgate.service import Caller
 from reelgate.uploads import IncomingUpload
 from reelgate.wire import Envelope, LegacyUpload, UploadedFile, UploadEnvelope
 
 router = APIRouter(tags=["media"])
+log = logging.getLogger("reelgate.api")
 
 _FILE = {"type": "string", "format": "binary", "description": "The file's bytes."}
 #: The key names the legacy form's key field goes by.
 _KEY_FIELDS = ("apiKey", "apikey")
-#: The type a stored file is served as, by extension; any other file is served as bytes to save.
-SERVED_TYPES = {
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-    "mkv": "video/x-matroska",
-    "avi": "video/x-msvideo",
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "flac": "audio/flac",
-    "zip": "application/zip",
-}
 #: Browsers take the served type as given, never guess one from the bytes (an upload that looks
 #: like HTML is not run as a page of this server's origin).
 _NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
@@ -201,10 +194,13 @@ async def upload_legacy(request: Request, credentials: Credentials) -> Envelope[
 
 
 def _served_file(key: str, request: Request) -> Response:
+    """The file behind a signed link, as the type its extension names (``storage.base``),
+    streamed from whichever storage holds it."""
     expires = request.query_params.get("expires", "")
     signature = request.query_params.get("signature", "")
+    svc = service(request)
     try:
-        path = service(request).open_signed_file(key, expires, signature)
+        stored = svc.open_signed_file(key, expires, signature)
     except LinkRefused as refused:
         return JSONResponse(
             {"error": "forbidden", "message": refused.reason}, status_code=403, headers=_NO_SNIFF
@@ -213,8 +209,17 @@ def _served_file(key: str, request: Request) -> Response:
         return JSONResponse(
             {"error": "not_found", "message": "no such file"}, status_code=404, headers=_NO_SNIFF
         )
-    media_type = SERVED_TYPES.get(path.suffix.lower().removeprefix("."), "application/octet-stream")
-    return FileResponse(path, filename=path.name, media_type=media_type, headers=_NO_SNIFF)
+    except StorageError as exc:
+        # The storage does not answer (a bucket out of reach): a pause, not a missing file.
+        log.warning("a file link could not be served: %s", exc)
+        return JSONResponse(
+            {"error": "unavailable", "message": "the storage does not answer; retry later"},
+            status_code=503,
+            headers={**_NO_SNIFF, "Retry-After": "5"},
+        )
+    return file_response(
+        request, stored, lambda start, end: svc.read_file(stored, start, end), _NO_SNIFF
+    )
 
 
 @router.get(

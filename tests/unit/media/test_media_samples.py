@@ -17,7 +17,7 @@ def _fetcher(settings: MediaSettings, stored: Path, client: httpx.Client) -> Med
     return MediaFetcher(
         settings,
         allow_private_networks=False,
-        resolve_own_url=lambda url: stored,
+        own_file=lambda url, dest: stored,
         http_client=client,
     )
 

@@ -91,13 +91,13 @@ def test_own_url_is_resolved_without_http(
     stored.write_bytes(image_bytes(500, 300))
     own = "http://127.0.0.1:8000/files/openapi/abc.png?expires=1&sig=x"
 
-    def resolve(url: str) -> Path | None:
+    def resolve(url: str, dest: Path) -> Path | None:
         return stored if url == own else None
 
     with MediaFetcher(
         settings,
         allow_private_networks=False,
-        resolve_own_url=resolve,
+        own_file=resolve,
         http_client=tripwire_client,
     ) as f:
         media = f.fetch_image(own, "firstImageUrl", dest)
@@ -125,7 +125,7 @@ def test_own_url_that_breaks_a_rule_leaves_the_stored_file_alone(
         MediaFetcher(
             settings,
             allow_private_networks=False,
-            resolve_own_url=lambda url: stored,
+            own_file=lambda url, dest: stored,
             http_client=tripwire_client,
         ) as f,
         pytest.raises(InvalidParameters),
@@ -142,7 +142,7 @@ def test_own_file_over_the_cap(tmp_path: Path, tripwire_client: httpx.Client, de
         MediaFetcher(
             settings,
             allow_private_networks=False,
-            resolve_own_url=lambda url: stored,
+            own_file=lambda url, dest: stored,
             http_client=tripwire_client,
         ) as f,
         pytest.raises(FileTooLarge),
@@ -154,14 +154,14 @@ def test_own_file_over_the_cap(tmp_path: Path, tripwire_client: httpx.Client, de
 def test_own_url_with_a_bad_signature(
     settings: MediaSettings, tripwire_client: httpx.Client, dest: Path
 ) -> None:
-    def resolve(url: str) -> Path | None:
+    def resolve(url: str, dest: Path) -> Path | None:
         raise InvalidUrl("the link has expired")
 
     with (
         MediaFetcher(
             settings,
             allow_private_networks=False,
-            resolve_own_url=resolve,
+            own_file=resolve,
             http_client=tripwire_client,
         ) as f,
         pytest.raises(InvalidUrl) as info,
@@ -177,7 +177,7 @@ def test_own_url_whose_file_is_gone(
         MediaFetcher(
             settings,
             allow_private_networks=False,
-            resolve_own_url=lambda url: tmp_path / "deleted.png",
+            own_file=lambda url, dest: tmp_path / "deleted.png",
             http_client=tripwire_client,
         ) as f,
         pytest.raises(InvalidUrl, match="no longer exists"),
