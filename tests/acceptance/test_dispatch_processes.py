@@ -17,7 +17,7 @@ from tests.conftest import free_port
 
 I2V = "/openapi/v2/kling-video-o3-std/image-to-video"
 #: Far below the poll: only a wake-up explains a start this early.
-PROMPTLY = 8.0
+PROMPTLY = 10.0
 
 
 def test_a_submit_starts_at_once_on_an_idle_embedded_worker(tmp_path: Path, db_url: str) -> None:

@@ -35,7 +35,7 @@ from tests.conftest import make_settings, new_key
 
 POLL_SECONDS = 30.0
 #: Far below the poll: only a wake-up explains a start this early.
-PROMPTLY = 8.0
+PROMPTLY = 10.0
 I2V = "kling-video-o3-std/image-to-video"
 
 
