@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from reelgate import admin
-from reelgate.admin import CancelSummary, DisabledKey, ListedTask, TaskFilter
+from reelgate.admin import (
+    CancelSummary,
+    DisabledKey,
+    ListedTask,
+    TaskFilter,
+    checked_key_settings,
+)
 from reelgate.core.catalogue import ModelSpec, get_model
 from reelgate.core.errors import (
     Conflict,
@@ -82,6 +88,8 @@ class Caller:
     queue_cap: int
     #: The faults the operator set on this key for its integrators to test with (None: none).
     faults: Faults | None = None
+    #: An admin key: the dashboard shows it every key's tasks and the keys themselves.
+    admin: bool = False
 
 
 class Service:
@@ -136,9 +144,15 @@ class Service:
     # -- key administration (the operator's commands) -------------------------------------
 
     def create_key(
-        self, name: str, *, coins: int | None = None, concurrency: int | None = None
+        self,
+        name: str,
+        *,
+        coins: int | None = None,
+        concurrency: int | None = None,
+        admin: bool = False,
     ) -> repo.NewKey:
-        """Create a key; amounts left out come from the settings. Only its hash is stored.
+        """Create a key (an ``admin`` one manages keys and sees every task in the dashboard);
+        amounts left out come from the settings. Only its hash is stored.
 
         A blank or over-long name and amounts the tables cannot hold (or that would leave the
         key's tasks waiting for ever, like a concurrency of 0) are refused with
@@ -147,7 +161,7 @@ class Service:
         coins = self.settings.default_key_coins if coins is None else coins
         if concurrency is None:
             concurrency = self.settings.default_key_concurrency
-        name = admin.checked_key_settings(name, coins, concurrency)
+        name = checked_key_settings(name, coins, concurrency)  # ``admin`` is the flag here
         with self.db.write() as session:
             return repo.create_key(
                 session,
@@ -155,13 +169,16 @@ class Service:
                 coins=coins,
                 concurrency=concurrency,
                 queue_cap=self.settings.default_key_queue_cap,
+                admin=admin,
             )
 
     def ensure_first_key(self) -> str | None:
         """On an empty database, create a key, save it in the data dir and return it.
 
         ``reelgate serve`` calls this so that the embedded default answers its first request
-        without any other command; the key is printed once and kept in ``api-key.txt``.
+        without any other command; the key is printed once and kept in ``api-key.txt``. It is
+        an admin key: whoever reads the data dir runs the server, and signs in to the dashboard
+        with it.
         """
         with self.db.write() as session:
             if repo.count_keys(session):
@@ -172,6 +189,7 @@ class Service:
                 coins=self.settings.default_key_coins,
                 concurrency=self.settings.default_key_concurrency,
                 queue_cap=self.settings.default_key_queue_cap,
+                admin=True,
             )
         path = self.runtime.first_key_path
         path.write_text(key.api_key + "\n")
@@ -679,7 +697,14 @@ def _caller_of(session: Session, api_key: str) -> Caller:
         raise InvalidApiKey("unknown API key")
     if key.disabled:
         raise InvalidApiKey("this API key is disabled")
-    return Caller(key.id, key.name, key.concurrency, key.queue_cap, Faults.from_stored(key.faults))
+    return Caller(
+        key.id,
+        key.name,
+        key.concurrency,
+        key.queue_cap,
+        Faults.from_stored(key.faults),
+        admin=key.admin,
+    )
 
 
 def _parse_task_id(task_id: Any) -> int:

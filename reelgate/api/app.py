@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from reelgate import __version__
-from reelgate.api import openapi
+from reelgate.api import dashboard, openapi
 from reelgate.api.bodycap import BodyCap
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.middleware import VersionAndTiming
@@ -92,4 +92,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         models.router,
     ):
         app.include_router(router)
+    dashboard.install(app)
     return app

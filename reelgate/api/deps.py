@@ -28,8 +28,8 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 V2_QUERY = "/openapi/v2/query"
 #: Paths whose requests count against a key's query budget: reading tasks, the account and
-#: the queue, price previews, cancelling, webhook records. Everything else (model submits,
-#: uploads) counts against the submit budget.
+#: the queue, price previews, cancelling, webhook records, the dashboard's own endpoints.
+#: Everything else (model submits, uploads) counts against the submit budget.
 QUERY_PATHS = (
     V2_QUERY,
     "/openapi/v2/queue/",
@@ -41,6 +41,7 @@ QUERY_PATHS = (
     "/task/openapi/getWebhookDetail",
     "/task/openapi/retryWebhook",
     "/reelgate/",
+    "/dashboard/api/",
 )
 
 

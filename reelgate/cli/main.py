@@ -227,6 +227,12 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A name to tell the key apart.")],
     coins: Annotated[int | None, typer.Option(help="Starting balance in RH coins.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Tasks running at once.")] = None,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin", help="An admin key: the dashboard shows it every key's tasks and the keys."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
@@ -235,7 +241,7 @@ def keys_create(
 
     with _service() as service:
         try:
-            key = service.create_key(name, coins=coins, concurrency=concurrency)
+            key = service.create_key(name, coins=coins, concurrency=concurrency, admin=admin)
         except InvalidParameters as error:
             err_console.print(f"error: {error.detail}")
             raise typer.Exit(2) from None
@@ -248,12 +254,14 @@ def keys_create(
                     "name": key.name,
                     "coins": key.coins,
                     "concurrency": key.concurrency,
+                    "admin": key.admin,
                     "webhookSecret": public_secret(key.webhook_secret),
                 }
             )
         )
     else:
-        console.print(f"API key for {name!r} (shown once): [bold]{key.api_key}[/bold]")
+        kind = "Admin API key" if key.admin else "API key"
+        console.print(f"{kind} for {name!r} (shown once): [bold]{key.api_key}[/bold]")
         console.print(f"Webhook signing secret: {public_secret(key.webhook_secret)}")
 
 
@@ -270,6 +278,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
                 "concurrency": k.concurrency,
                 "running": k.running_tasks,
                 "disabled": k.disabled,
+                "admin": k.admin,
                 "createdAt": k.created_at.isoformat(),
             }
             for k in service.list_keys()
@@ -277,14 +286,10 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("id", "name", "prefix", "coins", "concurrency", "running", "disabled")
+    columns = ("id", "name", "prefix", "coins", "concurrency", "running", "disabled", "admin")
+    table = Table(*columns)
     for r in rows:
-        table.add_row(
-            *(
-                str(r[c])
-                for c in ("id", "name", "prefix", "coins", "concurrency", "running", "disabled")
-            )
-        )
+        table.add_row(*(str(r[c]) for c in columns))
     console.print(table)
 
 

@@ -2,6 +2,7 @@
 
     ReelgateError                    (1000, "Unknown error")
     ├── InvalidApiKey                (1002; v1 802)
+    │   └── AdminOnly                (1002, HTTP 403: the dashboard's admin views)
     ├── RateLimited                  (1003; HTTP 429 with Retry-After)
     ├── TaskNotFound                 (1004; v1 807)
     ├── WebhookNotFound              (1004; v1 1 "webhook event not exists")
@@ -106,6 +107,22 @@ class LinkedFileMissing(InvalidUrl):
 class InvalidApiKey(ReelgateError):
     code = "1002"
     v1_code, v1_msg = 802, "APIKEY_UNAUTHORIZED"
+
+
+class AdminOnly(InvalidApiKey):
+    """This needs an admin key.
+
+    Only the dashboard's own endpoints raise it (never a RunningHub path), with HTTP 403: the key
+    is good, it is just not allowed this.
+    """
+
+    http_status = 403
+
+    @property
+    def message(self) -> str:
+        # Not 1002's "Invalid API Key" text: the key is valid.
+        base = "This needs an admin key"
+        return f"{base}: {self.detail}" if self.detail else f"{base}."
 
 
 class RateLimited(ReelgateError):

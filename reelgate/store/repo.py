@@ -34,10 +34,17 @@ class NewKey:
     coins: int
     concurrency: int
     webhook_secret: str
+    admin: bool = False
 
 
 def create_key(
-    session: Session, *, name: str, coins: int, concurrency: int, queue_cap: int
+    session: Session,
+    *,
+    name: str,
+    coins: int,
+    concurrency: int,
+    queue_cap: int,
+    admin: bool = False,
 ) -> NewKey:
     # 32 lower-case hex characters, the shape of a RunningHub key.
     api_key = secrets.token_hex(16)
@@ -55,10 +62,11 @@ def create_key(
             disabled=False,
             webhook_secret=webhook_secret,
             created_at=utcnow(),
+            admin=admin,
         )
         .returning(ApiKey.id)
     ).scalar_one()
-    return NewKey(key_id, name, api_key, coins, concurrency, webhook_secret)
+    return NewKey(key_id, name, api_key, coins, concurrency, webhook_secret, admin)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class KeyOfRequest:
     queue_cap: int
     faults: dict[str, Any] | None
     disabled: bool
+    admin: bool
 
 
 def key_of_request(session: Session, api_key: str) -> KeyOfRequest | None:
@@ -127,6 +136,24 @@ def set_key_faults(session: Session, key: ApiKey, faults: dict[str, Any] | None)
     session.flush()
 
 
+def add_coins(session: Session, key_id: int, amount: int, *, most: int) -> int | None:
+    """Add ``amount`` coins (negative: remove them) to a key's balance in one update; the new
+    balance, or None when it would fall below 0 or rise above ``most`` (nothing changes then).
+
+    One relative update rather than a balance read and written back: submits reserve and
+    refunds return coins concurrently, and none of them is lost.
+    """
+    # Each bound is written so that no side of it passes the column's range (BIGINT).
+    within = ApiKey.coins <= most - amount if amount >= 0 else ApiKey.coins >= -amount
+    row = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, within)
+        .values(coins=ApiKey.coins + amount)
+        .returning(ApiKey.coins)
+    ).first()
+    return None if row is None else int(row[0])
+
+
 def take_coins(session: Session, key_id: int, amount: int) -> bool:
     """Reserve ``amount`` coins atomically; False when the balance is short or the key disabled.
 
@@ -148,6 +175,7 @@ _KEY_OF_REQUEST = select(
     _keys.queue_cap,
     _keys.faults,
     _keys.disabled,
+    _keys.admin,
 ).where(_keys.key_hash == bindparam("key_hash"))
 _TAKE_COINS = (
     update(_KEYS)
@@ -221,11 +249,12 @@ def list_tasks(
     statuses: Collection[TaskStatus] = (),
     model: str | None = None,
     since: datetime | None = None,
+    before: int | None = None,
 ) -> list[tuple[Task, ApiKey]]:
     """Tasks of every key (or of one), newest first, each with its key; empty filters match all.
 
     Ids are snowflakes, which grow with time: ordering by id is ordering by creation, on the
-    primary key's index.
+    primary key's index. ``before`` (a task id) pages back: only older tasks.
     """
     query = select(Task, ApiKey).join(ApiKey, ApiKey.id == Task.api_key_id)
     if key_id is not None:
@@ -236,6 +265,8 @@ def list_tasks(
         query = query.where(Task.model == model)
     if since is not None:
         query = query.where(Task.created_at >= since)
+    if before is not None:
+        query = query.where(Task.id < before)
     rows = session.execute(query.order_by(Task.id.desc()).limit(limit))
     return [(task, key) for task, key in rows]
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -70,6 +71,9 @@ class ApiKey(Base):
     #: Fault injection for integrators, set by the operator (``reelgate keys faults``): what
     #: ``reelgate.core.faults.Faults`` reads; None for a key that behaves normally.
     faults: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: An admin key sees every key's tasks in the dashboard, and creates, disables and credits
+    #: keys there; on the RunningHub endpoints it is a key like any other.
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Task(Base):

@@ -58,6 +58,21 @@ def test_keys_create_list_disable(tmp_path: Path, db_url: str) -> None:
     assert reelgate(env, "keys", "disable", "zzzzzz").returncode == 2
 
 
+def test_keys_create_admin(tmp_path: Path, db_url: str) -> None:
+    env = environment(tmp_path, db_url)
+    created = reelgate(env, "keys", "create", "--name", "ops", "--admin", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["admin"] is True
+    plain = json.loads(reelgate(env, "keys", "create", "--name", "ci", "--json").stdout)
+    assert plain["admin"] is False
+    listed = json.loads(reelgate(env, "keys", "list", "--json").stdout)
+    assert [(k["name"], k["admin"]) for k in listed] == [("ops", True), ("ci", False)]
+    table = reelgate(env, "keys", "list").stdout
+    assert "admin" in table and "True" in table
+    shown = reelgate(env, "keys", "create", "--name", "ops 2", "--admin").stdout
+    assert "Admin API key for 'ops 2' (shown once)" in shown
+
+
 def test_keys_create_refuses_impossible_amounts(tmp_path: Path, db_url: str) -> None:
     env = environment(tmp_path, db_url)
     for option, value, why in [
@@ -121,6 +136,9 @@ def test_serve_creates_a_first_key_and_its_workers_render(tmp_path: Path, db_url
                 time.sleep(0.1)
         key = (tmp_path / "data" / "api-key.txt").read_text().strip()
         headers = {"Authorization": f"Bearer {key}"}
+        # The first key is the operator's: an admin in the dashboard, which the server serves.
+        assert httpx.get(base + "/dashboard/api/me", headers=headers).json()["admin"] is True
+        assert httpx.get(base + "/dashboard").status_code == 200
         image = write_sample_image(tmp_path / "a.png", width=400, height=300)
         url = httpx.post(
             base + "/openapi/v2/media/upload/binary",

@@ -45,7 +45,7 @@ def test_create_refuses_impossible_amounts(
 ) -> None:
     service = Service(runtime)
     with pytest.raises(InvalidParameters, match=why):
-        service.create_key("ci", **amounts)
+        service.create_key("ci", coins=amounts.get("coins"), concurrency=amounts.get("concurrency"))
     assert service.list_keys() == []
 
 

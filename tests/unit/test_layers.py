@@ -70,6 +70,18 @@ def test_the_sdk_imports_only_itself_and_the_wire() -> None:
                 "sqlalchemy",
             ),
         ),
+        # The dashboard's routes and views: as the API's routes.
+        (
+            "api/dashboard",
+            (
+                "reelgate.store.db",
+                "reelgate.store.repo",
+                "reelgate.store.queue",
+                "reelgate.storage",
+                "reelgate.runtime",
+                "sqlalchemy",
+            ),
+        ),
         ("worker", ("reelgate.service", "reelgate.api")),
         ("store", ("reelgate.service", "reelgate.api", "reelgate.worker")),
         ("core", ("reelgate.service", "reelgate.api", "reelgate.store", "sqlalchemy", "fastapi")),
