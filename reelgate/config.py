@@ -124,6 +124,26 @@ class UpstreamSettings(BaseModel):
     timeout_seconds: float = 60.0
 
 
+class VideosApiSettings(BaseModel):
+    """How ``/v1/videos`` (OpenAI's Videos API) maps its requests onto the catalogue."""
+
+    #: OpenAI model names to what they run: a catalogue model's vendor part (its family comes
+    #: from the inputs: an image makes ``…/image-to-video``, a video ``…/video-edit``) or a whole
+    #: catalogue path. A catalogue path is always accepted as a model name too.
+    models: dict[str, str] = {
+        "sora-2": "kling-video-o3-std",
+        "sora-2-pro": "kling-video-o3-pro",
+    }
+    #: The model of a request that names none (OpenAI's default).
+    default_model: str = "sora-2"
+    #: Seconds of a request that says none (OpenAI's default: 4).
+    default_seconds: int = Field(default=4, ge=1)
+    #: ``WIDTHxHEIGHT`` of an image-to-video request that says none (OpenAI's default).
+    default_size: str = "720x1280"
+    #: ``openai-poll-after-ms`` while a video is not done: how long the SDK's ``poll()`` waits.
+    poll_after_ms: int = Field(default=1000, ge=100)
+
+
 class OpenAIVideosFields(BaseModel):
     """How a task becomes a ``POST /v1/videos`` form: the fields the server at the other end
     reads (the first frame always travels as the ``input_reference`` file)."""
@@ -321,6 +341,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    videos: VideosApiSettings = VideosApiSettings()
     openai_videos: OpenAIVideosSettings = OpenAIVideosSettings()
     webhooks: WebhookSettings = WebhookSettings()
     diffusers: DiffusersSettings = DiffusersSettings()

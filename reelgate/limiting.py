@@ -1,9 +1,9 @@
 """Rate limits per API key, shared by every API process, and fault-injected refusals.
 
 Two budgets per key, counted apart so that polling never eats into submitting and the other way
-round (``Budget``): submits (model endpoints, uploads) at ``rate_limit_per_second`` and
-everything else a key may call (query, v1 task endpoints, account, queue status, price preview)
-at ``query_rate_limit_per_second``.
+round (``Budget``): submits (model endpoints, uploads, ``POST /v1/videos``) at
+``rate_limit_per_second`` and everything else a key may call (query, v1 task endpoints, account,
+queue status, price preview, the other ``/v1/videos`` calls) at ``query_rate_limit_per_second``.
 
 Each budget is a fixed window of ``rate_limit_window_seconds`` (``limits``'
 ``FixedWindowRateLimiter``) holding ``rate × window`` requests: a burst up to that many is

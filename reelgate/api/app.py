@@ -17,11 +17,12 @@ from reelgate.api import dashboard, openapi
 from reelgate.api.bodycap import BodyCap
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.middleware import VersionAndTiming
-from reelgate.api.routes import account, health, media, models, tasks, webhooks
+from reelgate.api.routes import account, health, media, models, tasks, videos, webhooks
 from reelgate.api.routes.health import Metrics
 from reelgate.config import Settings
 from reelgate.runtime import Runtime
 from reelgate.service import Service
+from reelgate.videos.service import VideoService
 from reelgate.worker.pool import PARENT_PID_VARIABLE
 
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     app.state.service = Service(runtime)
+    app.state.videos = VideoService(app.state.service)
     # A rate-limit storage that cannot be built (Redis without its extra) stops the start,
     # rather than failing every request.
     app.state.service.rate_limits.limiter()
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         webhooks.router,
         media.router,
         account.router,
+        videos.router,
         models.router,
     ):
         app.include_router(router)

@@ -1,11 +1,13 @@
 """Request bodies held to a cap before and while they are read: a pure ASGI middleware.
 
 Each path family has its cap: the two upload endpoints their file cap (``media``) plus room for
-the multipart framing, model endpoints ``http.max_model_json_bytes`` (media fields may carry
-``data:`` URIs), every other path ``http.max_json_bytes``. A body whose ``Content-Length`` is
-larger is refused at once, before a byte of it is read; a chunked body, or one longer than it
-said, is counted as it arrives and refused as soon as it passes the cap. The refusal is the
-family's own answer (uploads ``1008``, the rest ``1007``), shaped by ``api.errors``: never a 5xx.
+the multipart framing, ``POST /v1/videos`` the upload's cap plus a model body's (its form carries
+an ``input_reference`` file and fields that may hold ``data:`` URLs), model endpoints
+``http.max_model_json_bytes`` (media fields may carry ``data:`` URIs), every other path
+``http.max_json_bytes``. A body whose ``Content-Length`` is larger is refused at once, before a
+byte of it is read; a chunked body, or one longer than it said, is counted as it arrives and
+refused as soon as it passes the cap. The refusal is the family's own answer (uploads and
+``/v1/videos`` ``1008``, the rest ``1007``), shaped by ``api.errors``: never a 5xx.
 
 An answer may start before the body was read to its end: a refusal, or a key refused before the
 body. The rest of a short body is then read and dropped, so that the connection stays usable for
@@ -29,6 +31,7 @@ from reelgate.uploads import upload_too_large
 
 UPLOAD_PATH = "/openapi/v2/media/upload/binary"
 LEGACY_UPLOAD_PATH = "/task/openapi/upload"
+VIDEOS_PATH = "/v1/videos"
 #: Room for the multipart framing and the small fields around an upload's file.
 FORM_OVERHEAD = 256 * 1024
 #: Paths under ``/openapi/v2/`` that are not models; the others are submits and price previews.
@@ -70,6 +73,9 @@ def cap_for(path: str, settings: Settings) -> Cap:
         return Cap(media.max_upload_bytes + FORM_OVERHEAD, media.max_upload_bytes)
     if path == LEGACY_UPLOAD_PATH:
         return Cap(media.max_legacy_upload_bytes + FORM_OVERHEAD, media.max_legacy_upload_bytes)
+    if path == VIDEOS_PATH:
+        limit = media.max_upload_bytes + settings.http.max_model_json_bytes + FORM_OVERHEAD
+        return Cap(limit, media.max_upload_bytes)
     if path.startswith("/openapi/v2/") and not path.startswith(_NOT_MODELS):
         return Cap(settings.http.max_model_json_bytes)
     return Cap(settings.http.max_json_bytes)

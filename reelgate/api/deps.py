@@ -45,7 +45,13 @@ QUERY_PATHS = (
 )
 
 
-def budget_of(path: str) -> Budget:
+#: OpenAI's Videos API: ``POST /v1/videos`` creates work; every other call reads or cancels.
+OPENAI_PATHS = "/v1/"
+
+
+def budget_of(path: str, method: str = "POST") -> Budget:
+    if path.startswith(OPENAI_PATHS):
+        return Budget.SUBMIT if method.upper() == "POST" else Budget.QUERY
     return Budget.QUERY if path.startswith(QUERY_PATHS) else Budget.SUBMIT
 
 
@@ -93,7 +99,7 @@ async def authenticate(request: Request, api_key: str | None) -> Caller:
     """The key's caller, counted against the budget of the request's path."""
     try:
         return await run_in_threadpool(
-            service(request).authenticate, api_key, budget_of(request.url.path)
+            service(request).authenticate, api_key, budget_of(request.url.path, request.method)
         )
     except RateLimited:
         # The answer names the task that was asked about, as every answer about a task does;

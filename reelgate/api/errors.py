@@ -1,4 +1,6 @@
-"""The one place where errors become RunningHub bodies, shaped for the path at hand."""
+"""The one place where errors become bodies, shaped for the path at hand: RunningHub's on its
+paths, OpenAI's ``{"error": {message, type, param, code}}`` (with a 4xx or 5xx status) under
+``/v1/``."""
 
 from __future__ import annotations
 
@@ -12,7 +14,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelgate.api import answers
-from reelgate.core.errors import V2_MESSAGES, InternalError, RateLimited, ReelgateError
+from reelgate.core.errors import (
+    V2_MESSAGES,
+    InsufficientBalance,
+    InternalError,
+    RateLimited,
+    ReelgateError,
+)
+from reelgate.wire.videos import ErrorBody, ErrorDetail
 
 log = logging.getLogger("reelgate.api")
 
@@ -27,6 +36,55 @@ class MethodNotSupported(ReelgateError):
 
     code = "1009"
     v1_code, v1_msg = 412, "TOKEN_INVALID"
+
+
+#: Paths answered in OpenAI's error format.
+OPENAI_PREFIX = "/v1/"
+#: The HTTP status of each code under ``/v1/`` (others: 400). OpenAI answers business errors
+#: with 4xx statuses; the body's ``code`` keeps the contract's code, so that one table of codes
+#: serves both APIs.
+OPENAI_STATUS = {
+    "1002": 401,
+    "1003": 429,
+    "1004": 404,
+    "1005": 500,
+    "1006": 504,
+    "1008": 413,
+    "1009": 405,
+    "1010": 503,
+    "1011": 503,
+    "1012": 502,
+    "1014": 403,
+    "416": 429,
+    "421": 429,
+    "804": 409,
+    "805": 409,
+    "813": 409,
+}
+#: OpenAI's error ``type`` by status (429s are told apart by their code).
+OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(error: ReelgateError) -> tuple[int, ErrorBody]:
+    """The status and body of an error under ``/v1/``."""
+    status = OPENAI_STATUS.get(error.code, 400)
+    if error.http_status >= 500:  # the database failed or is unreachable: still a 5xx
+        status = max(status, error.http_status)
+    kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    if isinstance(error, InsufficientBalance):
+        kind = "insufficient_quota"
+    detail = ErrorDetail(
+        message=error.message, type=kind, param=getattr(error, "param", None), code=error.code
+    )
+    return status, ErrorBody(error=detail)
 
 
 def _body_for(path: str) -> Callable[[ReelgateError, Request], dict[str, Any]] | None:
@@ -44,8 +102,11 @@ def _body_for(path: str) -> Callable[[ReelgateError, Request], dict[str, Any]] |
 
 
 def error_response(request: Request, error: ReelgateError) -> JSONResponse:
-    shape = _body_for(request.url.path)
     headers = _headers_for(error)
+    if request.url.path.startswith(OPENAI_PREFIX):
+        status, body = openai_error(error)
+        return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+    shape = _body_for(request.url.path)
     if shape is None:
         status = 400 if error.http_status == 200 else error.http_status
         return JSONResponse(
@@ -58,6 +119,10 @@ def _headers_for(error: ReelgateError) -> dict[str, str] | None:
     if isinstance(error, RateLimited):
         # Whole seconds, as HTTP's delay-seconds form requires; rounded up, never to 0.
         return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    if isinstance(error, InsufficientBalance):
+        # A 429 under /v1/, which OpenAI's SDKs retry unless told not to: coins do not come
+        # back by waiting.
+        return {"x-should-retry": "false"}
     return None
 
 
@@ -76,6 +141,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.url.path.startswith(OPENAI_PREFIX):
+            return _openai_http(request, exc)
         if exc.status_code == 405 and _body_for(request.url.path):
             return error_response(
                 request, MethodNotSupported(f"{request.method} is not supported here")
@@ -90,6 +157,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         # A real crash: log it with its traceback and answer 500 (clients retry 5xx).
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if request.url.path.startswith(OPENAI_PREFIX):
+            return error_response(request, InternalError())
         shape = _body_for(request.url.path)
         body = (
             shape(InternalError(), request)
@@ -97,3 +166,22 @@ def install_error_handlers(app: FastAPI) -> None:
             else {"error": "1005", "message": V2_MESSAGES["1005"]}
         )
         return JSONResponse(body, status_code=500)
+
+
+def _openai_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """An unknown path or a wrong method under ``/v1/``, in OpenAI's shape."""
+    if exc.status_code == 405:
+        response = error_response(
+            request, MethodNotSupported(f"{request.method} is not supported here")
+        )
+    else:
+        detail = ErrorDetail(
+            message=f"{exc.detail}: {request.method} {request.url.path}",
+            type=OPENAI_TYPES.get(exc.status_code, "invalid_request_error"),
+        )
+        response = JSONResponse(
+            ErrorBody(error=detail).model_dump(mode="json"), status_code=exc.status_code
+        )
+    if exc.headers:
+        response.headers.update(exc.headers)  # a 405's Allow
+    return response

@@ -7,8 +7,9 @@ holds, in order: each small field once it is complete, a file's start (its field
 names), its bytes as they arrive, and its end. The route checks the key at the first of these
 that needs it, and stops reading (the answer then closes the connection) as soon as it refuses.
 
-What a form may hold besides the file is small and bounded: ``MAX_PARTS`` parts, fields of at
-most ``MAX_FIELD_BYTES``, and at most ``MAX_BEFORE_FILE`` bytes before the first file part.
+What an upload's form may hold besides the file is small and bounded (``UPLOAD_FORM``):
+``MAX_PARTS`` parts, fields of at most ``MAX_FIELD_BYTES``, and at most ``MAX_BEFORE_FILE``
+bytes before the first file part. Other forms say their own bounds (``FormLimits``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ MAX_PARTS = 16
 MAX_FIELD_BYTES = 4096
 #: The most of a body read before its first file part begins.
 MAX_BEFORE_FILE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """What a form may hold besides its files."""
+
+    parts: int = MAX_PARTS
+    field_bytes: int = MAX_FIELD_BYTES
+    before_file: int = MAX_BEFORE_FILE
+
+
+UPLOAD_FORM = FormLimits()
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,8 @@ def _text(raw: bytes) -> str:
 class _Parts:
     """python-multipart's callbacks, turned into a list of events taken after each chunk."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: FormLimits) -> None:
+        self.limits = limits
         self.events: list[FormEvent] = []
         self.parts = 0
         self.file_seen = False
@@ -87,8 +101,8 @@ class _Parts:
 
     def on_part_begin(self) -> None:
         self.parts += 1
-        if self.parts > MAX_PARTS:
-            raise InvalidParameters(f"a form has at most {MAX_PARTS} parts")
+        if self.parts > self.limits.parts:
+            raise InvalidParameters(f"a form has at most {self.limits.parts} parts")
         self._disposition = b""
         self._value = bytearray()
 
@@ -117,9 +131,9 @@ class _Parts:
         if self._is_file:
             self._chunks.append(data[start:end])
             return
-        if len(self._value) + (end - start) > MAX_FIELD_BYTES:
+        if len(self._value) + (end - start) > self.limits.field_bytes:
             raise InvalidParameters(
-                f"form field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes"
+                f"form field {self._name!r} is longer than {self.limits.field_bytes} bytes"
             )
         self._value += data[start:end]
 
@@ -131,7 +145,9 @@ class _Parts:
             self.events.append(FormField(self._name, _text(bytes(self._value))))
 
 
-async def form_events(request: Request) -> AsyncGenerator[FormEvent]:
+async def form_events(
+    request: Request, limits: FormLimits = UPLOAD_FORM
+) -> AsyncGenerator[FormEvent]:
     """The events of a multipart body, read as it arrives; none for another content type.
 
     Raises ``InvalidParameters`` for a body that breaks the multipart format or the bounds
@@ -143,7 +159,7 @@ async def form_events(request: Request) -> AsyncGenerator[FormEvent]:
     boundary = options.get(b"boundary")
     if not boundary:
         raise InvalidParameters("the body must be multipart/form-data: no boundary was given")
-    parts = _Parts()
+    parts = _Parts(limits)
     try:
         parser = MultipartParser(
             boundary,
@@ -162,9 +178,9 @@ async def form_events(request: Request) -> AsyncGenerator[FormEvent]:
             parser.write(chunk)
             if not parts.file_seen:
                 before_file += len(chunk)
-                if before_file > MAX_BEFORE_FILE:
+                if before_file > limits.before_file:
                     raise InvalidParameters(
-                        f"a form carries at most {MAX_BEFORE_FILE} bytes before its file"
+                        f"a form carries at most {limits.before_file} bytes before its file"
                     )
             for event in parts.take():
                 yield event

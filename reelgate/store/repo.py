@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -313,3 +313,25 @@ def ensure_meta(session: Session, key: str, make_value: Any) -> str:
 
 def upstream_keys(session: Session) -> list[UpstreamKey]:
     return list(session.execute(select(UpstreamKey).order_by(UpstreamKey.label)).scalars())
+
+
+def tasks_page(
+    session: Session,
+    key_id: int,
+    *,
+    limit: int,
+    after: int | None,
+    ascending: bool,
+    ended_since: datetime | None = None,
+) -> list[Task]:
+    """One key's live tasks in id order (creation order: ids are snowflakes), ``limit`` of them,
+    starting past the task ``after`` (a cursor: older ones when descending, newer ascending).
+    Expired tasks are left out, and with ``ended_since`` those that ended before it (their
+    retention is over, swept or not)."""
+    query = select(Task).where(Task.api_key_id == key_id, Task.expired_at.is_(None))
+    if ended_since is not None:
+        query = query.where(or_(Task.finished_at.is_(None), Task.finished_at >= ended_since))
+    if after is not None:
+        query = query.where(Task.id > after if ascending else Task.id < after)
+    order = Task.id.asc() if ascending else Task.id.desc()
+    return list(session.execute(query.order_by(order).limit(limit)).scalars())

@@ -45,12 +45,26 @@ V1_CODES = {
 }  # fmt: skip
 
 
+#: What ``code`` an OpenAI-shaped error (``/v1/``) may carry: a RunningHub code (v2, or the v1
+#: ``outputs`` states of a video without content yet), or none (an unknown path).
+OPENAI_CODES = {None, *V2_MESSAGES, "804", "805", "813"}
+
+
 def assert_documented(response: Any, where: str) -> None:
     assert response.status_code < 500, f"{where}: HTTP {response.status_code} {response.text}"
     if "json" not in response.headers.get("content-type", ""):
         return
     body = response.json()
     if not isinstance(body, dict):
+        return
+    if isinstance(body.get("error"), dict):
+        # OpenAI's shape (the /v1/ paths): its documented fields, a 4xx status, a known code.
+        error = body["error"]
+        assert set(error) == {"message", "type", "param", "code"}, f"{where}: {body}"
+        assert isinstance(error["message"], str) and isinstance(error["type"], str), where
+        assert error["param"] is None or isinstance(error["param"], str), f"{where}: {body}"
+        assert error["code"] in OPENAI_CODES, f"{where}: {body}"
+        assert 400 <= response.status_code < 500, f"{where}: {response.status_code} {body}"
         return
     if "errorCode" in body:
         assert body["errorCode"] in {"", *V2_MESSAGES}, f"{where}: {body}"
@@ -151,4 +165,5 @@ def test_a_wrong_method_on_any_documented_path_answers_a_documented_code(
             if operation.method.upper() == method:
                 continue
             path = operation.path.replace("{key}", "openapi/x.png")
+            path = path.replace("{video_id}", "video_1")
             assert_documented(http.request(method, path), f"{method} {path}")

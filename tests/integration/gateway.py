@@ -176,8 +176,10 @@ class CuttingProxy:
     is closed: the upstream committed the task, the client never learns it.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, submit_line: bytes = b"POST /openapi/v2/kling-") -> None:
         self.target_port = target_port
+        #: How the request line of a submit starts (``POST /v1/videos`` for the Videos API).
+        self.submit_line = submit_line
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cuts = 0
@@ -213,7 +215,7 @@ class CuttingProxy:
         def client_to_upstream() -> None:
             try:
                 while chunk := client.recv(65536):
-                    if self._armed.is_set() and chunk.startswith(b"POST /openapi/v2/kling-"):
+                    if self._armed.is_set() and chunk.startswith(self.submit_line):
                         self._armed.clear()
                         dropping.set()
                     upstream.sendall(chunk)
