@@ -22,6 +22,7 @@ from reelgate.admin import DisabledKey, ListedTask
 from reelgate.core.catalogue import get_model
 from reelgate.core.errors import AdminOnly, InvalidApiKey, InvalidParameters, TaskNotFound
 from reelgate.core.status import TaskStatus
+from reelgate.retention import is_expired
 from reelgate.service import Caller, Service
 from reelgate.store import repo, watch
 from reelgate.store.repo import NewKey
@@ -120,6 +121,7 @@ class Dashboard:
                 statuses=query.statuses,
                 model=model,
                 before=query.before,
+                retained_since=self._retained_since(),
             )
         listed = [ListedTask(task, key.name, key.key_prefix) for task, key in rows]
         older = listed[query.limit - 1].task.id if len(listed) > query.limit else None
@@ -127,12 +129,14 @@ class Dashboard:
 
     def task(self, caller: Caller, task_id: Any) -> TaskDetail:
         """A task with its key, history and request: the caller's own (as ``/query`` finds it),
-        or any key's for an admin."""
+        or any key's for an admin; past its retention, none (as on ``/query``)."""
         own: Task | None = None
         if not caller.admin:
             own = self.service.get_task(caller, task_id)  # ownership and retention, as /query
         with self.db.read() as session:
             task = own or _task_by_id(session, task_id)
+            if is_expired(task, self.service.settings.retention.results_seconds):
+                raise TaskNotFound(f"task {task.id} has expired")
             key = session.get(ApiKey, task.api_key_id)
             assert key is not None
             events = watch.history(session, task.id)
@@ -228,6 +232,11 @@ class Dashboard:
             _seconds_since(waiting_since, now),
             workers,
         )
+
+    def _retained_since(self) -> datetime | None:
+        """Tasks that ended before this time are past their retention (None: kept for ever)."""
+        seconds = self.service.settings.retention.results_seconds
+        return utcnow() - timedelta(seconds=seconds) if seconds else None
 
     def _name_of(self, key_id: int) -> str:
         """``key_id`` as ``Service.disable_key`` names a key; refused when that name could

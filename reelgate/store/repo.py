@@ -250,11 +250,14 @@ def list_tasks(
     model: str | None = None,
     since: datetime | None = None,
     before: int | None = None,
+    retained_since: datetime | None = None,
 ) -> list[tuple[Task, ApiKey]]:
     """Tasks of every key (or of one), newest first, each with its key; empty filters match all.
 
     Ids are snowflakes, which grow with time: ordering by id is ordering by creation, on the
-    primary key's index. ``before`` (a task id) pages back: only older tasks.
+    primary key's index. ``before`` (a task id) pages back: only older tasks. With
+    ``retained_since``, only tasks still within their retention: not swept, and not ended before
+    that time.
     """
     query = select(Task, ApiKey).join(ApiKey, ApiKey.id == Task.api_key_id)
     if key_id is not None:
@@ -267,6 +270,11 @@ def list_tasks(
         query = query.where(Task.created_at >= since)
     if before is not None:
         query = query.where(Task.id < before)
+    if retained_since is not None:
+        query = query.where(
+            Task.expired_at.is_(None),
+            or_(Task.finished_at.is_(None), Task.finished_at >= retained_since),
+        )
     rows = session.execute(query.order_by(Task.id.desc()).limit(limit))
     return [(task, key) for task, key in rows]
 

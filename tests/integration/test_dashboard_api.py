@@ -9,16 +9,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from reelgate.api.dashboard import api as dashboard_api
 from reelgate.dashboard import Dashboard
 from reelgate.runtime import Runtime
 from reelgate.store import queue, repo
-from reelgate.store.tables import ApiKey
+from reelgate.store.tables import ApiKey, Task, utcnow
 from tests.conftest import LiveServer, new_key
 
 PRO = "kling-video-o3-pro/image-to-video"
@@ -186,6 +188,26 @@ def test_a_task_with_its_request_and_history(
     assert seen["own"] is False and seen["task"]["taskId"] == task_id
     assert admin.get("/dashboard/api/tasks/123").json()["error"] == "1004"
     assert admin.get("/dashboard/api/tasks/abc").json()["error"] == "1004"
+
+
+def test_tasks_past_their_retention_are_gone_here_too(
+    runtime: Runtime, http: httpx.Client, admin: httpx.Client
+) -> None:
+    """As ``/query`` answers them: a task that ended longer ago than the retention (swept or
+    not) is neither listed nor shown, to its owner or to an admin."""
+    old, swept, kept = submit(http), submit(http), submit(http)
+    for task_id in (old, swept, kept):
+        assert http.post("/task/openapi/cancel", json={"taskId": task_id}).json()["code"] == 0
+    long_ago = utcnow() - timedelta(seconds=runtime.settings.retention.results_seconds + 60)
+    with runtime.db.write() as session:
+        session.execute(update(Task).where(Task.id == int(old)).values(finished_at=long_ago))
+        session.execute(update(Task).where(Task.id == int(swept)).values(expired_at=utcnow()))
+    for client_ in (http, admin):
+        listed = client_.get("/dashboard/api/tasks").json()["tasks"]
+        assert [t["taskId"] for t in listed] == [kept]
+        for gone in (old, swept):
+            assert client_.get(f"/dashboard/api/tasks/{gone}").json()["error"] == "1004"
+        assert client_.get(f"/dashboard/api/tasks/{kept}").status_code == 200
 
 
 def test_an_admin_cancels_another_keys_task_with_a_refund(
