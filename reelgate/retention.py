@@ -1,7 +1,8 @@
 """Retention: finished tasks and uploaded files are deleted once their time is up.
 
 A task is kept ``retention.results_seconds`` after it finished (SUCCESS, FAILED or CANCEL); then
-its result files are deleted and the task is marked expired, and its id answers ``1004`` as an
+its result files (and the stills ``/v1/videos`` made of them) are deleted and the task is marked
+expired, and its id answers ``1004`` as an
 unknown one does (it already does from the moment its time is up, swept or not). An uploaded
 file is kept ``retention.uploads_seconds`` after its newest upload: uploads of the same bytes
 share one file, which goes only when the last of them expires. 0 keeps them for ever.
@@ -22,6 +23,7 @@ from reelgate.runtime import Runtime
 from reelgate.store import expiry
 from reelgate.store.expiry import ExpiredFile, ExpiredTask
 from reelgate.store.tables import Task, utcnow
+from reelgate.videos.previews import still_keys
 
 log = logging.getLogger("reelgate.retention")
 
@@ -113,7 +115,9 @@ def collect(
                         break
                     sizes = _result_sizes(runtime, tasks, measure)
                     runtime.storage.delete(
-                        item["key"] for task in tasks for item in task.results if "key" in item
+                        [item["key"] for task in tasks for item in task.results if "key" in item]
+                        # and the stills /v1/videos made of them, if it made any
+                        + [key for task in tasks for key in still_keys(task.id)]
                     )
                     expiry.expire_tasks(session, [task.id for task in tasks], now)
                 swept.add_tasks(tasks, sizes)

@@ -16,10 +16,22 @@ from PIL import Image
 
 from reelgate.core.errors import RenderFailed
 
+#: The still variants, by name: the file stored beside a task's results.
+STILLS = {"thumbnail": "thumbnail.webp", "spritesheet": "spritesheet.jpg"}
 #: Frames in a spritesheet (fewer for a shorter video) and tiles per row.
 FRAMES, COLUMNS = 10, 5
 #: Width of a spritesheet tile in pixels (the height keeps the video's aspect ratio).
 TILE_WIDTH = 256
+
+
+def still_key(task_id: int, variant: str) -> str:
+    """Where a task's still is stored (made or not): beside its results."""
+    return f"results/{task_id}/{task_id}_{STILLS[variant]}"
+
+
+def still_keys(task_id: int) -> list[str]:
+    """Every still a task may have, for whoever deletes its files."""
+    return [still_key(task_id, variant) for variant in STILLS]
 
 
 def thumbnail(video: Path, dest: Path) -> None:

@@ -41,10 +41,10 @@ from reelgate.wire.videos import (
 
 #: ``GET /v1/videos``: items per page unless ``limit`` says otherwise, and at most.
 DEFAULT_PAGE, MAX_PAGE = 20, 100
-#: The stored file of each still variant, beside the task's results, and how it is made.
-_VARIANTS: dict[str, tuple[str, Callable[[Path, Path], None]]] = {
-    "thumbnail": ("thumbnail.webp", previews.thumbnail),
-    "spritesheet": ("spritesheet.jpg", previews.spritesheet),
+#: How each still variant is made.
+_MAKERS: dict[str, Callable[[Path, Path], None]] = {
+    "thumbnail": previews.thumbnail,
+    "spritesheet": previews.spritesheet,
 }
 
 
@@ -159,7 +159,7 @@ class VideoService:
         if task.status in (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value):
             task = self.service.cancel(caller, task.id)
         files = [str(item["key"]) for item in task.results or [] if item.get("key")]
-        files += [_still_key(task, name) for name, _ in _VARIANTS.values()]
+        files += previews.still_keys(task.id)
         with self.service.db.write() as session:
             # Files first, then the mark, in one transaction (as retention does): a failure in
             # between leaves the video as it was, and deleting a file again is no error.
@@ -181,11 +181,10 @@ class VideoService:
         if chosen == "video":
             stored = storage.stat(mp4)
         else:
-            name, make = _VARIANTS[chosen]
-            key = _still_key(task, name)
+            key = previews.still_key(task.id, chosen)
             stored = storage.stat(key)
             if stored is None:
-                self._make_still(mp4, key, make)
+                self._make_still(mp4, key, _MAKERS[chosen])
                 stored = storage.stat(key)
         if stored is None:
             raise TaskNotFound(f"video_{task.id} has no stored file any more")
@@ -245,7 +244,3 @@ def _mp4_key(task: Task) -> str | None:
         if str(item.get("outputType", "")).lower() == "mp4" and item.get("key"):
             return str(item["key"])
     raise InvalidParameters(f"video_{task.id} has no MP4 output")
-
-
-def _still_key(task: Task, name: str) -> str:
-    return f"results/{task.id}/{task.id}_{name}"

@@ -375,3 +375,22 @@ def test_reads_and_creates_count_against_their_own_budgets(tmp_path: Path) -> No
                 videos.delete(made.id)
     finally:
         limited.close()
+
+
+def test_retention_deletes_the_stills_with_the_video(
+    client: Any, runtime: Runtime, worker: Running
+) -> None:
+    from datetime import timedelta
+
+    from reelgate.retention import collect
+    from reelgate.store.tables import utcnow
+
+    video = client.create_and_poll(
+        prompt="kept a week", input_reference=("f.png", png(), "image/png"), seconds="4"
+    )
+    client.download_content(video.id, variant="spritesheet").read()
+    stored = runtime.settings.resolved_storage_dir() / "results" / video.id.removeprefix("video_")
+    assert sorted(p.suffix for p in stored.iterdir()) == [".jpg", ".mp4"]
+    later = utcnow() + timedelta(seconds=runtime.settings.retention.results_seconds + 60)
+    assert collect(runtime, now=later).tasks == 1
+    assert not any(stored.glob("*"))
