@@ -86,6 +86,10 @@ def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+    # httpx logs every request at INFO: one line per poll of the demo, per webhook attempt, per
+    # upstream call. Its warnings and errors still show; the operator's own lines stay readable.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     if log_format == "json":
         # Anything else written to stderr would be a line that is not JSON.
         logging.captureWarnings(True)
