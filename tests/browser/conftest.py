@@ -44,7 +44,10 @@ def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
         page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: playwright's sync API keeps an asyncio loop running in this thread
+# while it is open, and every later test of the process that runs its own loop (the async SDK's)
+# would fail with "Cannot run the event loop while another loop is running".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
