@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from reelgate.config import Settings, WorkerSettings
 from reelgate.runtime import Runtime
 from reelgate.store import repo
+from reelgate.worker.worker import Worker
 from tests.s3 import aws_environment, bucket, moto_server  # noqa: F401 (fixtures)
 
 POSTGRES_URL = os.environ.get(
@@ -162,3 +164,18 @@ def http(live_server: LiveServer, api_key: str) -> Iterator[httpx.Client]:
         base_url=live_server.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
     ) as client:
         yield client
+
+
+@contextmanager
+def running_worker(runtime: Runtime, *, concurrency: int = 1) -> Iterator[Worker]:
+    """A real worker in a thread for the length of the block; it must stop within 30 s."""
+    stop = threading.Event()
+    worker = Worker(runtime, concurrency=concurrency, shutdown_grace_seconds=5)
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()

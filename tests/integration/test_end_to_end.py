@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from reelgate.runtime import Runtime
 from reelgate.samples import sample_image, write_sample_image, write_sample_video
 from reelgate.worker.worker import Worker
+from tests.conftest import running_worker
 
 I2V = "/openapi/v2/kling-video-o3-pro/image-to-video"
 EDIT = "/openapi/v2/kling-video-o3-std/video-edit"
@@ -24,14 +24,8 @@ EDIT = "/openapi/v2/kling-video-o3-std/video-edit"
 
 @pytest.fixture
 def worker(runtime: Runtime) -> Iterator[Worker]:
-    stop = threading.Event()
-    w = Worker(runtime, concurrency=1, shutdown_grace_seconds=5)
-    thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
-    thread.start()
-    yield w
-    stop.set()
-    thread.join(30)
-    assert not thread.is_alive()
+    with running_worker(runtime, concurrency=1) as started:
+        yield started
 
 
 def upload(http: httpx.Client, path: Path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from reelgate.service import Service
 from reelgate.store import queue, repo
 from reelgate.store.tables import ApiKey, Task, TaskEvent
 from reelgate.worker.worker import Worker
-from tests.conftest import new_key
+from tests.conftest import new_key, running_worker
 
 STD = "kling-video-o3-std/image-to-video"
 PRO = "kling-video-o3-pro/image-to-video"
@@ -138,14 +137,8 @@ def data_uri_png(width: int, height: int) -> str:
 
 @pytest.fixture
 def worker(runtime: Runtime) -> Iterator[Worker]:
-    stop = threading.Event()
-    w = Worker(runtime, concurrency=1, shutdown_grace_seconds=5)
-    thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
-    thread.start()
-    yield w
-    stop.set()
-    thread.join(30)
-    assert not thread.is_alive()
+    with running_worker(runtime, concurrency=1) as started:
+        yield started
 
 
 def wait_for(runtime: Runtime, task_id: int, statuses: set[str], timeout: float = 90) -> Task:

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from reelgate.runtime import Runtime
 from reelgate.store import queue, repo
 from reelgate.store.tables import WebhookDelivery, utcnow
 from reelgate.worker.worker import Worker
-from tests.conftest import LiveServer, free_port, make_settings, new_key
+from tests.conftest import LiveServer, free_port, make_settings, new_key, running_worker
 from tests.integration.test_end_to_end import data_uri, png_bytes, wait
 from tests.integration.webhook_receiver import Receiver
 
@@ -49,14 +48,8 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 @pytest.fixture
 def worker(runtime: Runtime) -> Iterator[Worker]:
-    stop = threading.Event()
-    w = Worker(runtime, concurrency=2, shutdown_grace_seconds=5)
-    thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
-    thread.start()
-    yield w
-    stop.set()
-    thread.join(30)
-    assert not thread.is_alive()
+    with running_worker(runtime, concurrency=2) as started:
+        yield started
 
 
 @pytest.fixture
