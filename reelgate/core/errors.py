@@ -280,3 +280,9 @@ class StoreUnavailable(StoreError):
 
     code = "1010"
     http_status = 503
+
+
+class LockConflict(StoreUnavailable):
+    """Two transactions waited for each other's rows and the database ended this one (a
+    deadlock, or a serialization failure): nothing of it was written, and running it again will
+    most likely succeed."""

@@ -20,8 +20,9 @@ the store's own errors from ``reelgate.core.errors`` instead (the original is th
 
 * ``IntegrityError`` becomes ``Conflict`` (a duplicate key, a broken ``CHECK``);
 * ``OperationalError`` and a connection pool timeout become ``StoreUnavailable`` (1010, which
-  clients retry), except during the commit, where the outcome is unknown, and except SQLite's
-  plain ``SQLITE_ERROR`` (a bad statement, which Python's sqlite3 also reports as an
+  clients retry; ``LockConflict``, a kind of it, for a transaction PostgreSQL ended in a
+  deadlock), except during the commit, where the outcome is unknown, and except SQLite's plain
+  ``SQLITE_ERROR`` (a bad statement, which Python's sqlite3 also reports as an
   ``OperationalError``): those become a plain ``StoreError``.
 """
 
@@ -41,7 +42,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
-from reelgate.core.errors import Conflict, StoreError, StoreUnavailable
+from reelgate.core.errors import Conflict, LockConflict, StoreError, StoreUnavailable
 from reelgate.store import wakeup
 
 _SQLITE_BEGIN = "reelgate_sqlite_begin"
@@ -53,6 +54,9 @@ PG_CONNECT_TIMEOUT_SECONDS = 5
 #: SQLite connections kept open: anyio's default thread limit (40), so that each thread of the
 #: API's pool can hold one, plus room for a worker's threads. Idle ones cost little.
 SQLITE_POOL_SIZE = 48
+#: PostgreSQL's ``deadlock_detected`` and ``serialization_failure``: this transaction lost a
+#: race for rows and was ended; another attempt is expected to succeed.
+_LOST_LOCK_RACE = frozenset({"40P01", "40001"})
 #: SQLite's generic result code: a statement it could not run (not a busy or missing database).
 _SQLITE_ERROR = 1
 
@@ -209,8 +213,11 @@ def _store_errors() -> Iterator[None]:
     except IntegrityError as exc:
         raise Conflict("a write broke a database constraint") from exc
     except (OperationalError, PoolTimeout) as exc:
-        if getattr(getattr(exc, "orig", None), "sqlite_errorcode", None) == _SQLITE_ERROR:
+        driver_error = getattr(exc, "orig", None)
+        if getattr(driver_error, "sqlite_errorcode", None) == _SQLITE_ERROR:
             raise StoreError("the database refused a statement") from exc
+        if getattr(driver_error, "sqlstate", None) in _LOST_LOCK_RACE:
+            raise LockConflict("the database ended this transaction in a lock race") from exc
         raise StoreUnavailable("the database is unreachable or busy") from exc
 
 

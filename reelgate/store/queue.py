@@ -26,13 +26,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as cast_as
 from sqlalchemy.orm import Session
 
 from reelgate.core.errors import InvalidTransition, ReelgateError
 from reelgate.core.status import ALLOWED_TRANSITIONS, TaskStatus
 from reelgate.store import outbox, wakeup
 from reelgate.store.tables import ApiKey, Task, TaskEvent, WorkerRow, utcnow
+
+_TASKS = cast(Table, Task.__table__)
+_KEYS = cast(Table, ApiKey.__table__)
+_EVENTS = cast(Table, TaskEvent.__table__)
 
 
 @dataclass(frozen=True)
@@ -55,12 +74,14 @@ def add_event(
     to_status: TaskStatus,
     actor: str,
     detail: str = "",
+    *,
+    at: datetime | None = None,
 ) -> None:
     session.connection().execute(
-        insert(cast(Table, TaskEvent.__table__)),  # values as parameters: see repo.insert_task
+        insert(_EVENTS),  # values as parameters: see repo.insert_task
         {
             "task_id": task_id,
-            "at": utcnow(),
+            "at": at or utcnow(),
             "from_status": from_status.value if from_status else None,
             "to_status": to_status.value,
             "actor": actor,
@@ -69,52 +90,149 @@ def add_event(
     )
 
 
+def _claim_candidate() -> Select[Any]:
+    """The oldest runnable QUEUED task (id and key): its key has a free concurrency slot and
+    is not disabled, and its ``run_after`` (a fault-injected queue delay) is unset or past."""
+    return (
+        select(_TASKS.c.id, _TASKS.c.api_key_id)
+        .join(_KEYS, _KEYS.c.id == _TASKS.c.api_key_id)
+        .where(
+            _TASKS.c.status == TaskStatus.QUEUED.value,
+            _KEYS.c.running_tasks < _KEYS.c.concurrency,
+            _KEYS.c.disabled.is_(False),
+            or_(
+                _TASKS.c.run_after.is_(None),
+                _TASKS.c.run_after <= bindparam("now", type_=DateTime()),
+            ),
+        )
+        .order_by(_TASKS.c.id)
+        .limit(1)
+    )
+
+
+_CLAIMED_VALUES: dict[str, Any] = {
+    "status": TaskStatus.RUNNING.value,
+    "worker_id": bindparam("worker_id"),
+    "lease_expires_at": bindparam("lease_until", type_=DateTime()),
+    "attempts": _TASKS.c.attempts + 1,
+    "started_at": func.coalesce(_TASKS.c.started_at, bindparam("now", type_=DateTime())),
+    "progress": 0.0,
+}
+_CLAIMED_COLUMNS = (
+    _TASKS.c.id,
+    _TASKS.c.api_key_id,
+    _TASKS.c.model,
+    _TASKS.c.params,
+    _TASKS.c.attempts,
+    _TASKS.c.checkpoint,
+)
+
+
+def _postgres_claim() -> Select[Any]:
+    """The whole claim as one statement (one round trip), for PostgreSQL.
+
+    The candidate task's row is locked with ``SKIP LOCKED`` (two workers never wait for each
+    other's task); its key's row is *not* skipped but waited for: it is held only for the
+    moment another transaction of that key takes (a submit's coins, a claim, a finish), and
+    skipping it made every claim come back empty while one key's tasks were being submitted.
+    After that wait PostgreSQL checks the key's free slot and ``disabled`` again on the row
+    as committed, so a claim never exceeds the key's concurrency. When that check fails, the
+    key update returns nothing and so nothing else changes either.
+    """
+    candidate = _claim_candidate().with_for_update(skip_locked=True, of=_TASKS).cte("candidate")
+    key = (
+        update(_KEYS)
+        .where(
+            _KEYS.c.id == candidate.c.api_key_id,
+            _KEYS.c.running_tasks < _KEYS.c.concurrency,
+            _KEYS.c.disabled.is_(False),
+        )
+        .values(running_tasks=_KEYS.c.running_tasks + 1)
+        .returning(_KEYS.c.id, _KEYS.c.faults)
+        .cte("key")
+    )
+    claimed = (
+        update(_TASKS)
+        .where(_TASKS.c.id == candidate.c.id, _TASKS.c.api_key_id == key.c.id)
+        .values(**_CLAIMED_VALUES)
+        .returning(*_CLAIMED_COLUMNS)
+        .cte("claimed")
+    )
+    event = (
+        insert(_EVENTS)
+        .from_select(
+            ["task_id", "at", "from_status", "to_status", "actor", "detail"],
+            select(
+                claimed.c.id,
+                bindparam("now", type_=DateTime()),
+                literal(TaskStatus.QUEUED.value),
+                literal(TaskStatus.RUNNING.value),
+                bindparam("worker_id"),
+                literal("attempt ") + cast_as(claimed.c.attempts, String),
+            ),
+        )
+        .cte("event")
+    )
+    return (
+        select(claimed, key.c.faults)
+        .join_from(claimed, key, key.c.id == claimed.c.api_key_id)
+        .add_cte(event)
+    )
+
+
+_SQLITE_CLAIM = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.id == _claim_candidate().with_only_columns(_TASKS.c.id).scalar_subquery(),
+        _TASKS.c.status == TaskStatus.QUEUED.value,
+    )
+    .values(**_CLAIMED_VALUES)
+    .returning(*_CLAIMED_COLUMNS)
+)
+_SQLITE_KEY_TAKEN = (
+    update(_KEYS)
+    .where(_KEYS.c.id == bindparam("key_id"))
+    .values(running_tasks=_KEYS.c.running_tasks + 1)
+    .returning(_KEYS.c.faults)
+)
+_POSTGRES_CLAIM = _postgres_claim()
+
+
 def claim_next(session: Session, worker_id: str, lease_seconds: float) -> ClaimedTask | None:
     """Move the oldest runnable QUEUED task to RUNNING for ``worker_id``; None if there is none.
 
-    Runnable: its key has a free concurrency slot, and its ``run_after`` (a fault-injected
-    queue delay) is unset or past.
+    Runnable: its key has a free concurrency slot and is not disabled, and its ``run_after``
+    (a fault-injected queue delay) is unset or past. The statements are built once, with their
+    values as parameters: a claim is the queue's hottest statement.
     """
     now = utcnow()
-    candidate = (
-        select(Task.id)
-        .join(ApiKey, ApiKey.id == Task.api_key_id)
-        .where(
-            Task.status == TaskStatus.QUEUED.value,
-            ApiKey.running_tasks < ApiKey.concurrency,
-            or_(Task.run_after.is_(None), Task.run_after <= now),
+    values = {
+        "now": now,
+        "worker_id": worker_id,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+    }
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_POSTGRES_CLAIM, values).first()
+        if row is None:
+            return None
+        faults = row.faults
+    else:
+        # SQLite: the transaction already holds the database's one write lock (BEGIN
+        # IMMEDIATE), so the statements cannot interleave with another claim.
+        row = connection.execute(_SQLITE_CLAIM, values).first()
+        if row is None:
+            return None
+        faults = connection.execute(_SQLITE_KEY_TAKEN, {"key_id": row.api_key_id}).scalar_one()
+        add_event(
+            session,
+            row.id,
+            TaskStatus.QUEUED,
+            TaskStatus.RUNNING,
+            worker_id,
+            f"attempt {row.attempts}",
+            at=now,
         )
-        .order_by(Task.id)
-        .limit(1)
-        .with_for_update(skip_locked=True, of=[Task.__table__, ApiKey.__table__])
-        .scalar_subquery()
-    )
-    row = session.execute(
-        update(Task)
-        .where(Task.id == candidate, Task.status == TaskStatus.QUEUED.value)
-        .values(
-            status=TaskStatus.RUNNING.value,
-            worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=Task.attempts + 1,
-            started_at=func.coalesce(Task.started_at, now),
-            progress=0.0,
-        )
-        .returning(
-            Task.id, Task.api_key_id, Task.model, Task.params, Task.attempts, Task.checkpoint
-        )
-    ).first()
-    if row is None:
-        return None
-    faults = session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == row.api_key_id)
-        .values(running_tasks=ApiKey.running_tasks + 1)
-        .returning(ApiKey.faults)
-    ).scalar_one()
-    add_event(
-        session, row.id, TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id, f"attempt {row.attempts}"
-    )
     return ClaimedTask(
         row.id,
         row.api_key_id,
@@ -368,37 +486,53 @@ def _transition(
     if to is TaskStatus.QUEUED:
         values.setdefault("worker_id", None)
         values.setdefault("progress", 0.0)
-    statement = update(Task).where(Task.id == task_id, Task.status == expected.value)
+    if to in (TaskStatus.FAILED, TaskStatus.CANCEL):
+        values["consumed_coins"] = 0
+    elif to is TaskStatus.SUCCESS:
+        reserved = _TASKS.c.reserved_coins
+        values["consumed_coins"] = (
+            reserved if charge is None else case((reserved < charge, reserved), else_=charge)
+        )
+    statement = update(_TASKS).where(_TASKS.c.id == task_id, _TASKS.c.status == expected.value)
     if worker_id is not None:
-        statement = statement.where(Task.worker_id == worker_id)
+        statement = statement.where(_TASKS.c.worker_id == worker_id)
     if lease_expired_by is not None:
-        statement = statement.where(Task.lease_expires_at < lease_expired_by)
-    row = session.execute(
+        statement = statement.where(_TASKS.c.lease_expires_at < lease_expired_by)
+    connection = session.connection()
+    row = connection.execute(
         statement.values(status=to.value, **values).returning(
-            Task.id, Task.api_key_id, Task.reserved_coins, Task.webhook_url
+            _TASKS.c.id, _TASKS.c.api_key_id, _TASKS.c.reserved_coins, _TASKS.c.webhook_url
         )
     ).first()
     if row is None:
         return None
     key_changes: dict[str, Any] = {}
     if expected is TaskStatus.RUNNING:
-        key_changes["running_tasks"] = ApiKey.running_tasks - 1
-        # A slot of the key's concurrency is free (and the task may be queued again): a task
-        # that waited for it is claimable once this commits.
-        wakeup.announce(session)
+        key_changes["running_tasks"] = _KEYS.c.running_tasks - 1
     refund = 0
     if to in (TaskStatus.FAILED, TaskStatus.CANCEL):
         refund = row.reserved_coins
-        session.execute(update(Task).where(Task.id == task_id).values(consumed_coins=0))
     elif to is TaskStatus.SUCCESS:
-        kept = row.reserved_coins if charge is None else min(charge, row.reserved_coins)
-        refund = row.reserved_coins - kept
-        session.execute(update(Task).where(Task.id == task_id).values(consumed_coins=kept))
+        refund = row.reserved_coins - (
+            row.reserved_coins if charge is None else min(charge, row.reserved_coins)
+        )
     if refund:
-        key_changes["coins"] = ApiKey.coins + refund
+        key_changes["coins"] = _KEYS.c.coins + refund
     if key_changes:
-        session.execute(update(ApiKey).where(ApiKey.id == row.api_key_id).values(**key_changes))
-    add_event(session, task_id, expected, to, actor, detail)
+        key = connection.execute(
+            update(_KEYS)
+            .where(_KEYS.c.id == row.api_key_id)
+            .values(**key_changes)
+            .returning(_KEYS.c.running_tasks, _KEYS.c.concurrency)
+        ).one()
+        if to is TaskStatus.QUEUED or (
+            expected is TaskStatus.RUNNING and key.running_tasks >= key.concurrency - 1
+        ):
+            # The task is claimable again, or its key had no free slot until now, so a task
+            # of that key may have waited for this one: idle workers claim once this
+            # commits. (A worker whose own render ended claims again without being told.)
+            wakeup.announce(session)
+    add_event(session, task_id, expected, to, actor, detail, at=now)
     if to.is_terminal and row.webhook_url:
         # In this transaction: a task never ends without its event, nor has an event without
         # having ended.

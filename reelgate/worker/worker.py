@@ -29,6 +29,7 @@ from reelgate.core.catalogue import get_model
 from reelgate.core.errors import (
     GenerationFailed,
     InternalError,
+    LockConflict,
     ReelgateError,
     StoreError,
     TaskCancelled,
@@ -181,6 +182,12 @@ class Worker:
         try:
             with self.db.write() as session:
                 claimed = queue.claim_next(session, self.id, self.settings.worker.lease_seconds)
+        except LockConflict:
+            # The claim waited for a key's row while the holder (an operator cancelling that
+            # key's tasks) waited for the task the claim had locked; PostgreSQL ended the claim.
+            # Nothing was claimed, and the next attempt finds the queue as the operator left it.
+            log.info("a claim lost a lock race with another transaction; claiming again later")
+            return None
         except StoreError:
             # The database is out of reach: the worker waits it out (the loop tries again at
             # its next poll) instead of exiting. A claim whose commit failed after all is
