@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from reelgate.config import Settings, WebhookSettings
 from reelgate.core.ids import SnowflakeGenerator
@@ -24,8 +27,14 @@ from reelgate.samples import sample_image
 from reelgate.service import Service
 from reelgate.store import repo
 from reelgate.worker.worker import Worker
-from tests.conftest import LiveServer, make_settings, new_key
+from tests.conftest import (
+    LiveServer,
+    _fresh_postgres_database,
+    make_settings,
+    new_key,
+)
 from tests.integration.webhook_receiver import Receiver
+from tests.tcpproxy import TcpProxy
 
 STD = "kling-video-o3-std/image-to-video"
 PRO = "kling-video-o3-pro/image-to-video"
@@ -288,3 +297,75 @@ def test_durations_fall_in_their_buckets(runtime: Runtime) -> None:
     latencies = [0.05, 2.0, 1000.0, 0.0]
     assert (dispatched.at_most, dispatched.count) == (at_most(latencies, DISPATCH_BOUNDS), 4)
     assert dispatched.total == pytest.approx(sum(latencies), abs=1e-3)
+
+
+# -- the database out of reach ---------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _fresh_postgres_database()
+
+
+@pytest.mark.postgres
+def test_metrics_answer_while_the_database_is_out_of_reach(
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through a proxy that is cut (the shared PostgreSQL itself is never stopped): 200 with
+    the process's own metrics and ``reelgate_database_up 0``, the outage logged once, without
+    a traceback; then 1 again, and the fleet's figures back, once the database answers."""
+    direct = make_url(postgres_url)
+    proxy = TcpProxy(direct.port or 5432)
+    # A connection that is never answered is given up after a second, not five.
+    proxied = direct.set(port=proxy.port).update_query_dict({"connect_timeout": "1"})
+    runtime = Runtime.open(
+        make_settings(tmp_path / "data", proxied.render_as_string(hide_password=False))
+    )
+    try:
+        with (
+            LiveServer(runtime) as server,
+            httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {new_key(runtime)}"}
+            ) as http,
+        ):
+            submit(http, STD)
+            before = scrape(server.url)
+            assert value(before, "reelgate_database_up") == 1
+            assert value(before, "reelgate_tasks", model=STD, status="QUEUED") == 1
+
+            proxy.cut()
+            caplog.clear()
+            with caplog.at_level(logging.INFO):
+                down = [scrape(server.url) for _ in range(3)]  # each answers 200
+            for samples in down:
+                assert value(samples, "reelgate_database_up") == 0
+                assert value(samples, "reelgate_tasks_submitted_total", model=STD) == 1
+                assert value(samples, "reelgate_api_process", pid=str(os.getpid())) == 1
+                assert (
+                    value(
+                        samples,
+                        "reelgate_http_request_duration_seconds_count",
+                        route="/openapi/v2/kling-video-o3-std/image-to-video",
+                        method="POST",
+                    )
+                    == 1
+                )
+                # What only the database knows is left out, not made up.
+                assert "reelgate_tasks" not in samples and "reelgate_queue_depth" not in samples
+            told = [r for r in caplog.records if r.name == "reelgate.metrics"]
+            assert len(told) == 1, [r.getMessage() for r in told]
+            assert told[0].levelno == logging.WARNING and told[0].exc_info is None
+            assert "the database does not answer" in told[0].getMessage()
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+            proxy.restore()
+            caplog.clear()
+            with caplog.at_level(logging.INFO):
+                after = scrape(server.url)
+            assert value(after, "reelgate_database_up") == 1
+            assert value(after, "reelgate_tasks", model=STD, status="QUEUED") == 1
+            again = [r.getMessage() for r in caplog.records if r.name == "reelgate.metrics"]
+            assert again == ["metrics: the database answers again"]
+    finally:
+        runtime.close()
+        proxy.close()

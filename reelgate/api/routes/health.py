@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -22,11 +24,12 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from reelgate.api.deps import service
-from reelgate.core.errors import NotReady
+from reelgate.core.errors import NotReady, StoreError
 from reelgate.fleet import Distribution, FleetSnapshot
 from reelgate.service import UpstreamKeyGauge
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("reelgate.metrics")
 
 #: From a millisecond (a cached answer) to ten seconds (an upload).
 HTTP_SECONDS_BUCKETS = (
@@ -53,14 +56,13 @@ class Metrics:
         fleet: Callable[[], FleetSnapshot],
     ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_Fleet(fleet))
+        self.registry.register(_FromDatabase([_Fleet(fleet), _UpstreamKeys(upstream_keys)]))
         self.submitted = Counter(
             "reelgate_tasks_submitted",
             "Tasks accepted, by model",
             ["model"],
             registry=self.registry,
         )
-        self.registry.register(_UpstreamKeys(upstream_keys))
         self.http_request_duration = Histogram(
             "reelgate_http_request_duration_seconds",
             "Time from a request's arrival to the end of its answer, by route template and "
@@ -78,6 +80,53 @@ class Metrics:
             ["pid"],
             registry=self.registry,
         ).labels(pid=str(os.getpid())).set(1)
+
+
+class _FromDatabase(Collector):
+    """The metrics read from the database at each scrape, and ``reelgate_database_up``.
+
+    While the database does not answer, a scrape still answers what this process knows by
+    itself (its requests, its submits), with ``reelgate_database_up 0`` in place of what the
+    database would have said; the outage is logged once, not at every scrape, and so is its
+    end."""
+
+    def __init__(self, parts: list[Collector]) -> None:
+        self._parts = parts
+        self._lock = threading.Lock()
+        self._down = False
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            # All of them or none: never half of the fleet's figures.
+            metrics = [metric for part in self._parts for metric in part.collect()]
+        except StoreError as exc:
+            self._went(down=True, reason=exc)
+            metrics, up = [], False
+        else:
+            self._went(down=False)
+            up = True
+        yield from metrics
+        yield GaugeMetricFamily(
+            "reelgate_database_up",
+            "1 when the database answered this scrape, 0 when it did not (then the metrics "
+            "read from it are missing)",
+            value=1.0 if up else 0.0,
+        )
+
+    def _went(self, *, down: bool, reason: Exception | None = None) -> None:
+        with self._lock:
+            changed, self._down = self._down != down, down
+        if changed and down:
+            cause = reason.__cause__ if reason is not None else None
+            text = f"{reason}: {cause}" if cause else str(reason)
+            why = " ".join(text.split())[:300]  # one line: a driver's message spans several
+            log.warning(
+                "metrics: the database does not answer (%s); scrapes answer without what it "
+                "holds until it does",
+                why,
+            )
+        elif changed:
+            log.info("metrics: the database answers again")
 
 
 class _UpstreamKeys(Collector):
