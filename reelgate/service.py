@@ -342,7 +342,7 @@ class Service:
                         repo.forget_idempotency_key(session, existing.id)
                     elif existing is not None:
                         return _same_request(existing, path, params)
-                if repo.queued_count(session, caller.id) >= caller.queue_cap:
+                if repo.queue_is_full(session, caller.id, caller.queue_cap):
                     raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
                 if not repo.take_coins(session, caller.id, price):
                     if repo.key_disabled(session, caller.id):  # since it was authenticated

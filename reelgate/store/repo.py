@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -197,14 +197,21 @@ def key_disabled(session: Session, key_id: int) -> bool:
     return bool(session.execute(select(ApiKey.disabled).where(ApiKey.id == key_id)).scalar_one())
 
 
-def queued_count(session: Session, key_id: int) -> int:
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(Task)
-            .where(Task.api_key_id == key_id, Task.status == TaskStatus.QUEUED.value)
-        ).scalar_one()
-    )
+#: Counts a key's queued tasks, but no further than the cap it is compared with: a submit
+#: then reads at most ``queue_cap`` index entries, however long the key's queue has grown.
+_QUEUED_UP_TO = select(func.count()).select_from(
+    select(literal(1))
+    .select_from(Task)
+    .where(Task.api_key_id == bindparam("key_id"), Task.status == TaskStatus.QUEUED.value)
+    .limit(bindparam("cap"))
+    .subquery()
+)
+
+
+def queue_is_full(session: Session, key_id: int, cap: int) -> bool:
+    """Whether the key has ``cap`` or more QUEUED tasks."""
+    count = session.connection().execute(_QUEUED_UP_TO, {"key_id": key_id, "cap": cap})
+    return int(count.scalar_one()) >= cap
 
 
 def status_counts(session: Session, key_id: int) -> dict[str, int]:
