@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +29,12 @@ from reelgate.runtime import Runtime
 from reelgate.samples import sample_image
 from reelgate.service import Service
 from reelgate.store import repo
+from reelgate.store.tables import utcnow
 from reelgate.worker.worker import Worker
 from tests.conftest import (
     LiveServer,
     _fresh_postgres_database,
+    free_port,
     make_settings,
     new_key,
 )
@@ -369,3 +374,112 @@ def test_metrics_answer_while_the_database_is_out_of_reach(
     finally:
         runtime.close()
         proxy.close()
+
+
+# -- the model label -------------------------------------------------------------------------
+
+
+class PricingUpstream:
+    """A RunningHub-compatible upstream on a loopback port that prices any model at 0.5."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                answer = json.dumps({"errorCode": "", "errorMessage": "", "estimatedPrice": 0.5})
+                self.send_response(200 if "/price-preview/" in self.path else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer.encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_models_outside_the_catalogue_share_one_label(tmp_path: Path, db_url: str) -> None:
+    """Models passed through upstream are counted as ``other``, in the counters and in what the
+    database says, so however many names requests bring, the label set stays the catalogue's."""
+    upstream = PricingUpstream()
+    settings = make_settings(
+        tmp_path / "data",
+        db_url,
+        routes={"acme/*": "upstream"},
+        upstream_url=upstream.url,
+        upstream_keys="upstream-key",
+    )
+    runtime = Runtime.open(settings)
+    try:
+        with (
+            LiveServer(runtime) as server,
+            httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {new_key(runtime)}"}
+            ) as http,
+        ):
+            submit(http, STD)
+
+            def pass_through(count: int) -> None:
+                for _ in range(count):
+                    path = f"/openapi/v2/acme/video-{uuid.uuid4().hex}"
+                    answer = http.post(path, json={"prompt": "p"}).json()
+                    assert answer["status"] == "QUEUED", answer
+                # and a name nothing routes: refused, and counted nowhere
+                refused = http.post(f"/openapi/v2/nobody/{uuid.uuid4().hex}", json={}).json()
+                assert refused["errorCode"] == "1007", refused
+
+            def model_labels(samples: Samples) -> set[str]:
+                return {
+                    dict(labels)["model"]
+                    for name, series in samples.items()
+                    for labels in series
+                    if "model" in dict(labels)
+                }
+
+            pass_through(3)
+            # Tasks that ran, as the database holds them (no worker needed).
+            ids = SnowflakeGenerator()
+            now = utcnow()
+            with runtime.db.write() as session:
+                key = repo.create_key(session, name="ran", coins=0, concurrency=1, queue_cap=1)
+                for run in (2.0, 40.0):
+                    repo.insert_task(
+                        session,
+                        id=ids.next_id(),
+                        api_key_id=key.id,
+                        model=f"acme/ran-{uuid.uuid4().hex}",
+                        params={},
+                        status="SUCCESS",
+                        max_attempts=3,
+                        reserved_coins=0,
+                        created_at=now - timedelta(seconds=run + 1),
+                        started_at=now - timedelta(seconds=run),
+                        finished_at=now,
+                    )
+            first = scrape(server.url)
+            assert model_labels(first) == {STD, "other"}
+            assert value(first, "reelgate_tasks_submitted_total", model="other") == 3
+            assert value(first, "reelgate_tasks", model="other", status="QUEUED") == 3
+            assert value(first, "reelgate_tasks", model="other", status="SUCCESS") == 2
+            buckets, count, total = histogram(
+                first, "reelgate_task_duration_seconds", model="other", status="SUCCESS"
+            )
+            assert (count, buckets[-1]) == (2, 2) and total == pytest.approx(42.0, abs=0.1)
+            assert histogram(first, "reelgate_task_dispatch_latency_seconds", model="other")[1] == 2
+
+            pass_through(5)
+            second = scrape(server.url)
+            assert model_labels(second) == {STD, "other"}
+            assert value(second, "reelgate_tasks_submitted_total", model="other") == 8
+            assert value(second, "reelgate_tasks", model="other", status="QUEUED") == 8
+            assert value(second, "reelgate_tasks_submitted_total", model=STD) == 1
+    finally:
+        runtime.close()
+        upstream.close()

@@ -24,9 +24,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from reelgate.api.deps import service
+from reelgate.core.catalogue import get_model
 from reelgate.core.errors import NotReady, StoreError
 from reelgate.fleet import Distribution, FleetSnapshot
 from reelgate.service import UpstreamKeyGauge
+from reelgate.store.stats import TaskTally
 
 router = APIRouter(tags=["operations"])
 log = logging.getLogger("reelgate.metrics")
@@ -47,6 +49,17 @@ HTTP_SECONDS_BUCKETS = (
     5.0,
     10.0,
 )
+
+
+#: The ``model`` label of a model outside the catalogue (one passed through upstream): models
+#: are label values only as the catalogue names them, so requests cannot add series.
+OTHER_MODEL = "other"
+
+
+def model_label(model: str) -> str:
+    """The ``model`` label of a task's model: its catalogue path, or ``other``."""
+    spec = get_model(model)
+    return spec.path if spec is not None else OTHER_MODEL
 
 
 class Metrics:
@@ -80,6 +93,10 @@ class Metrics:
             ["pid"],
             registry=self.registry,
         ).labels(pid=str(os.getpid())).set(1)
+
+    def task_submitted(self, model: str) -> None:
+        """Count a task this process accepted (by ``model_label``)."""
+        self.submitted.labels(model=model_label(model)).inc()
 
 
 class _FromDatabase(Collector):
@@ -167,12 +184,13 @@ class _Fleet(Collector):
 
     def collect(self) -> Iterable[Metric]:
         fleet = self._read()
+        tallied = _by_label(fleet.tasks)
         tasks = GaugeMetricFamily(
             "reelgate_tasks",
             "Tasks in the database, by model and status",
             labels=["model", "status"],
         )
-        for (model, status), count in sorted(fleet.tasks.counts.items()):
+        for (model, status), count in sorted(tallied.counts.items()):
             tasks.add_metric([model, status], count)
         run = HistogramMetricFamily(
             "reelgate_task_duration_seconds",
@@ -180,14 +198,14 @@ class _Fleet(Collector):
             "their end",
             labels=["model", "status"],
         )
-        for (model, status), histogram in sorted(fleet.tasks.run_seconds.items()):
+        for (model, status), histogram in sorted(tallied.run_seconds.items()):
             _add_histogram(run, [model, status], histogram)
         dispatch = HistogramMetricFamily(
             "reelgate_task_dispatch_latency_seconds",
             "Tasks claimed by a worker, by model: seconds from their submit to their first claim",
             labels=["model"],
         )
-        for model, histogram in sorted(fleet.tasks.dispatch_seconds.items()):
+        for model, histogram in sorted(tallied.dispatch_seconds.items()):
             _add_histogram(dispatch, [model], histogram)
         deliveries = GaugeMetricFamily(
             "reelgate_webhook_deliveries",
@@ -219,6 +237,18 @@ class _Fleet(Collector):
             "Registered workers without a heartbeat for longer than a lease (forgotten after ten)",
             value=fleet.workers_silent,
         )
+
+
+def _by_label(tally: TaskTally) -> TaskTally:
+    """``tally`` by ``model_label``: the models outside the catalogue summed as ``other``."""
+    merged = TaskTally()
+    for (model, status), count in tally.counts.items():
+        merged = merged.plus(TaskTally(counts={(model_label(model), status): count}))
+    for (model, status), run in tally.run_seconds.items():
+        merged = merged.plus(TaskTally(run_seconds={(model_label(model), status): run}))
+    for model, dispatch in tally.dispatch_seconds.items():
+        merged = merged.plus(TaskTally(dispatch_seconds={model_label(model): dispatch}))
+    return merged
 
 
 def _add_histogram(family: HistogramMetricFamily, labels: list[str], data: Distribution) -> None:

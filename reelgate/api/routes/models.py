@@ -54,7 +54,7 @@ async def _submit(
             links_base_url=base,
         )
     )
-    request.app.state.metrics.submitted.labels(model=task.model).inc()
+    request.app.state.metrics.task_submitted(task.model)
     return task_answer(task, svc, base, response)
 
 

@@ -114,7 +114,7 @@ async def create_video(request: Request, response: Response, caller: CallerDep) 
             idempotency_key=request.headers.get("idempotency-key"),
         )
     )
-    request.app.state.metrics.submitted.labels(model=task.model).inc()
+    request.app.state.metrics.task_submitted(task.model)
     return _poll_hint(video, response, videos)
 
 
