@@ -353,7 +353,7 @@ class Service:
                     )
                 task_id = _ids.next_id()
                 now = utcnow()
-                repo.insert_task(
+                task = repo.insert_task(
                     session,
                     id=task_id,
                     api_key_id=caller.id,
@@ -373,10 +373,8 @@ class Service:
                     run_after=_queue_delay_until(caller.faults, now),
                 )
                 queue.add_event(
-                    session, task_id, None, TaskStatus.QUEUED, "api", f"{price} coins held"
+                    session, task_id, None, TaskStatus.QUEUED, "api", f"{price} coins held", at=now
                 )
-                task = repo.get_task(session, task_id)
-                assert task is not None
                 return task
         except Conflict:
             # Two submits raced with one idempotency key: the first one's task is the answer.

@@ -296,11 +296,18 @@ def forget_idempotency_key(session: Session, task_id: int) -> None:
     session.execute(update(Task).where(Task.id == task_id).values(idempotency_key=None))
 
 
-def insert_task(session: Session, **values: Any) -> None:
+_TASKS = cast(Table, Task.__table__)
+#: The new task as written, defaults included, so that a submit need not read it back.
+_INSERT_TASK = insert(_TASKS).returning(*_TASKS.c)
+
+
+def insert_task(session: Session, **values: Any) -> Task:
+    """Write a new task; returns it (detached) as stored."""
     # Values as parameters of a constant statement, not built into it: the statement is then
     # compiled once, and a submit does not pay for turning twenty values into SQL expressions.
-    session.connection().execute(insert(cast(Table, Task.__table__)), values)
+    row = session.connection().execute(_INSERT_TASK, values).one()
     wakeup.announce(session)  # a new QUEUED task: idle workers claim it once this commits
+    return Task(**row._asdict())
 
 
 def add_upload(session: Session, **values: Any) -> None:
