@@ -1,8 +1,8 @@
 """Retention: finished tasks and uploaded files are deleted once their time is up.
 
 A task is kept ``retention.results_seconds`` after it finished (SUCCESS, FAILED or CANCEL); then
-its result files (and the stills ``/v1/videos`` made of them) are deleted and the task is marked
-expired, and its id answers ``1004`` as an
+its result files (and the stills ``/v1/videos`` made of them, and anything a lost claim of it
+left in its folder) are deleted and the task is marked expired, and its id answers ``1004`` as an
 unknown one does (it already does from the moment its time is up, swept or not). An uploaded
 file is kept ``retention.uploads_seconds`` after its newest upload: uploads of the same bytes
 share one file, which goes only when the last of them expires. 0 keeps them for ever.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reelgate.runtime import Runtime
+from reelgate.storage.base import task_folder
 from reelgate.store import expiry
 from reelgate.store.expiry import ExpiredFile, ExpiredTask
 from reelgate.store.tables import Task, utcnow
@@ -119,6 +120,10 @@ def collect(
                         # and the stills /v1/videos made of them, if it made any
                         + [key for task in tasks for key in still_keys(task.id)]
                     )
+                    # and whatever else is in their folders: the outputs of a claim that lost
+                    # its task (a worker killed between storing them and finishing)
+                    for task in tasks:
+                        runtime.storage.delete_folder(task_folder(task.id))
                     expiry.expire_tasks(session, [task.id for task in tasks], now)
                 swept.add_tasks(tasks, sizes)
     if settings.uploads_seconds:

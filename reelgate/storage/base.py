@@ -1,5 +1,11 @@
 """The storage interface: where uploads and results live, by key (``openapi/<sha256>.png``,
-``results/<task id>/<task id>_1.mp4``).
+``results/<task id>/<attempt>/<task id>_1.mp4``).
+
+A task's files are all in its folder, ``results/<task id>/``: each claim of it stores its outputs
+in a folder of its own (``result_key``), so a worker that lost the task (stalled past its lease,
+then woke up) never writes over the files of the claim that finished it; the stills
+``/v1/videos`` makes of a result sit beside those folders. Whoever deletes a task's files deletes
+the whole folder (``Storage.delete_folder``), with what any lost claim left there.
 
 Two implementations: ``LocalStorage`` (a directory, the default) and ``S3Storage`` (a bucket
 and a key prefix), chosen by ``REELGATE_STORAGE_URL`` (``reelgate.storage.open_storage``).
@@ -35,6 +41,23 @@ SERVED_TYPES = {
     "flac": "audio/flac",
     "zip": "application/zip",
 }
+
+
+def task_folder(task_id: int) -> str:
+    """The folder that holds every file of a task: each claim's outputs, and its stills."""
+    return f"results/{task_id}"
+
+
+def result_key(task_id: int, claim: str, n: int, output_type: str) -> str:
+    """Where output ``n`` of a task is stored by its claim ``claim`` (see ``claim_folder``). The
+    file's own name, ``<task id>_<n>.<type>``, is the one users see at the end of the link."""
+    return f"{task_folder(task_id)}/{claim}/{task_id}_{n}.{output_type}"
+
+
+def claim_folder(attempt: int, token: str) -> str:
+    """The folder name of one claim of a task: its attempt number and a token of the claim's
+    own (a task handed back at shutdown is claimed again with the same attempt number)."""
+    return f"{attempt}-{token}"
 
 
 def media_type(key: str) -> str:
@@ -124,6 +147,11 @@ class Storage(Protocol):
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete the files under ``keys``; keys with no file are no error."""
+        ...
+
+    def delete_folder(self, folder: str) -> None:
+        """Delete every file whose key starts with ``folder/`` (``results/7`` takes
+        ``results/7/1-ab12cd34/7_1.mp4``, not ``results/70/…``); none is no error."""
         ...
 
     def presigned_url(self, key: str, expires_in: int) -> str:

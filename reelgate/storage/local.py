@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -114,6 +115,30 @@ class LocalStorage:
                 except OSError:
                     break
 
+    def delete_folder(self, folder: str) -> None:
+        parts = key_parts(folder)
+        if parts is None:
+            return
+        top = self.root.joinpath(*parts)
+        try:
+            for where, folders, files in os.walk(top, topdown=False):
+                here = Path(where)
+                for name in files:
+                    (here / name).unlink(missing_ok=True)
+                for name in folders:
+                    _remove_folder(here / name)
+            _remove_folder(top)
+        except OSError as exc:
+            raise StorageError(f"could not delete {folder}: {exc}") from exc
+        # Its parents go with it when it was their last content (as for ``delete``).
+        for parent in top.parents:
+            if parent == self.root:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
     def presigned_url(self, key: str, expires_in: int) -> str:
         raise StorageError("local storage has no presigned links; reelgate serves its files")
 
@@ -129,3 +154,10 @@ class LocalStorage:
 
     def close(self) -> None:
         return None
+
+
+def _remove_folder(path: Path) -> None:
+    """Remove an empty folder; one that is gone already is no error, nor is a file of that name
+    (a key of its own, not in the folder)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        path.rmdir()

@@ -146,7 +146,9 @@ class S3Storage:
         return size
 
     def delete(self, keys: Iterable[str]) -> None:
-        names = [self._name(key) for key in keys if key_parts(key) is not None]
+        self._delete_names([self._name(key) for key in keys if key_parts(key) is not None])
+
+    def _delete_names(self, names: list[str]) -> None:
         for first in range(0, len(names), _DELETE_BATCH):
             batch = names[first : first + _DELETE_BATCH]
             try:
@@ -164,6 +166,19 @@ class S3Storage:
                     f"{first_error.get('Key')}: {first_error.get('Code')} "
                     f"{first_error.get('Message')}"
                 )
+
+    def delete_folder(self, folder: str) -> None:
+        if key_parts(folder) is None:
+            return
+        within = self._name(folder) + "/"
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=within
+            )
+            names = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except _FAILURES as exc:
+            raise _failed(f"could not list {folder}", exc) from exc
+        self._delete_names(names)
 
     def presigned_url(self, key: str, expires_in: int) -> str:
         try:

@@ -15,6 +15,7 @@ import av
 from PIL import Image
 
 from reelgate.core.errors import RenderFailed
+from reelgate.storage.base import task_folder
 
 #: The still variants, by name: the file stored beside a task's results.
 STILLS = {"thumbnail": "thumbnail.webp", "spritesheet": "spritesheet.jpg"}
@@ -25,8 +26,8 @@ TILE_WIDTH = 256
 
 
 def still_key(task_id: int, variant: str) -> str:
-    """Where a task's still is stored (made or not): beside its results."""
-    return f"results/{task_id}/{task_id}_{STILLS[variant]}"
+    """Where a task's still is stored (made or not): in its folder, beside its results."""
+    return f"{task_folder(task_id)}/{task_id}_{STILLS[variant]}"
 
 
 def still_keys(task_id: int) -> list[str]:

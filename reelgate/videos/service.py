@@ -24,6 +24,7 @@ from reelgate.core.errors import (
 from reelgate.core.status import TaskStatus
 from reelgate.service import Caller, Service
 from reelgate.storage import StoredObject
+from reelgate.storage.base import task_folder
 from reelgate.store import expiry, repo
 from reelgate.store.tables import Task, utcnow
 from reelgate.uploads import IncomingUpload
@@ -164,6 +165,7 @@ class VideoService:
             # Files first, then the mark, in one transaction (as retention does): a failure in
             # between leaves the video as it was, and deleting a file again is no error.
             self.runtime.storage.delete(files)
+            self.runtime.storage.delete_folder(task_folder(task.id))
             expiry.expire_tasks(session, [task.id], utcnow())
         return VideoDeleted(id=video_id(task.id))
 

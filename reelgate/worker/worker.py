@@ -31,6 +31,7 @@ from reelgate.core.errors import (
     InternalError,
     LockConflict,
     ReelgateError,
+    StorageError,
     StoreError,
     TaskCancelled,
     TaskTimedOut,
@@ -43,6 +44,7 @@ from reelgate.logs import task_context
 from reelgate.media.fetch import MediaFetcher
 from reelgate.retention import sweep as sweep_expired
 from reelgate.runtime import Runtime
+from reelgate.storage.base import claim_folder, result_key
 from reelgate.store import queue
 from reelgate.store.queue import ClaimedTask
 from reelgate.store.tables import utcnow
@@ -61,6 +63,8 @@ class _Active:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Set (with ``stop``) when the reason is that its owner cancelled it.
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: This claim's own, for the folder its outputs are stored in (``claim_folder``).
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
 class Worker:
@@ -307,24 +311,50 @@ class Worker:
             charge = model.final_cost(model.parse(claimed.params), prepared.input_seconds)
         if active.stop.is_set():
             raise TaskCancelled()
+        # This claim's own folder: if the task was swept from us meanwhile and finished by
+        # another claim, storing ours writes over nothing of theirs.
+        claim = claim_folder(claimed.attempts, active.token)
         stored: list[dict[str, str | int]] = []
-        for n, output in enumerate(result.outputs, start=1):
-            key = f"results/{claimed.id}/{claimed.id}_{n}.{output.output_type}"
-            size = self.runtime.storage.put_file(key, output.path, move=True)
-            stored.append({"key": key, "outputType": output.output_type, "size": size})
-        with self.db.write() as session:
-            moved = queue.finish(
-                session,
-                claimed.id,
-                worker_id=self.id,
-                results=stored,
-                charge=charge,
-                detail="; ".join(result.notes),
-            )
+        try:
+            for n, output in enumerate(result.outputs, start=1):
+                key = result_key(claimed.id, claim, n, output.output_type)
+                size = self.runtime.storage.put_file(key, output.path, move=True)
+                stored.append({"key": key, "outputType": output.output_type, "size": size})
+            with self.db.write() as session:
+                moved = queue.finish(
+                    session,
+                    claimed.id,
+                    worker_id=self.id,
+                    results=stored,
+                    charge=charge,
+                    detail="; ".join(result.notes),
+                )
+        except StoreError:
+            # The finish may have been committed all the same: the files stay (retention
+            # deletes the task's folder, whichever claim they turn out to be).
+            raise
+        except BaseException:
+            self._discard(claimed.id, stored)
+            raise
         if moved is None:
+            # They belong to no one: the task is another claim's now, or ended without us.
+            self._discard(claimed.id, stored)
             log.info("task %s finished but was no longer ours; result discarded", claimed.id)
         else:
             log.info("task %s succeeded", claimed.id)
+
+    def _discard(self, task_id: int, stored: list[dict[str, str | int]]) -> None:
+        """Delete the files this claim stored for a task it did not finish."""
+        if not stored:
+            return
+        try:
+            self.runtime.storage.delete(str(item["key"]) for item in stored)
+        except StorageError:
+            log.exception(
+                "task %s: the files of a discarded result could not be deleted; they go with "
+                "the task's folder at its retention",
+                task_id,
+            )
 
     def _fail(self, task_id: int, error: ReelgateError) -> None:
         log.info("task %s failed: %s %s", task_id, error.code, error.message)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
 import httpx
@@ -56,7 +57,8 @@ def test_serve_and_worker_on_s3(cluster: Cluster, bucket: Bucket) -> None:
     cluster.spawn("worker")
     task = cluster.wait_for(answer["taskId"], lambda t: t["status"] in ("SUCCESS", "FAILED"))
     assert task["status"] == "SUCCESS", task
-    key = f"results/{task['taskId']}/{task['taskId']}_1.mp4"
+    key = urlsplit(task["results"][0]["url"]).path.removeprefix("/files/")
+    assert key.startswith(f"results/{task['taskId']}/") and key.endswith(f"/{task['taskId']}_1.mp4")
     assert key in bucket.stored_keys()
     video = httpx.get(task["results"][0]["url"])
     assert video.status_code == 200 and video.content == bucket.read(key)

@@ -3,8 +3,8 @@
 The answers (status, reelgate's headers, body bytes) are recorded once into ``answers.json`` and
 checked by ``test_golden.py`` after every change: RunningHub compatibility is byte compatibility,
 so a refactor of how answers are built must leave them identical. What differs from run to run
-(task ids, link signatures and expiry times, the server's port, seconds of render time) is
-replaced by stable placeholders before comparing.
+(task ids, link signatures and expiry times, the server's port, seconds of render time, the
+token in a result's folder) is replaced by stable placeholders before comparing.
 
 Record again (only when an issue asks for a wire change) with::
 
@@ -103,6 +103,8 @@ class Normaliser:
     def __call__(self, text: str) -> str:
         text = text.replace(self.base_url, "<base>")
         text = re.sub(r"(?<!\d)\d{19}(?!\d)", self._task_id, text)
+        # A result's folder: the claim that stored it, by its attempt and its random token.
+        text = re.sub(r"(/results/<task\d+>/\d+)-[0-9a-f]{8}/", r"\1-<claim>/", text)
         text = re.sub(r"expires=\d+", "expires=<t>", text)
         text = re.sub(r"signature=[0-9a-f]+", "signature=<sig>", text)
         return re.sub(r'"taskCostTime":"\d+"', '"taskCostTime":"<s>"', text)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from reelgate.runtime import Runtime
 from reelgate.samples import sample_image
 from reelgate.service import Service
 from reelgate.storage import Storage
+from reelgate.storage.base import claim_folder, result_key
 from reelgate.store import expiry
 from reelgate.store.tables import Task, Upload, utcnow
 from reelgate.videos.previews import still_keys
@@ -92,7 +94,7 @@ def finished_task(
     source = Path(runtime.settings.data_dir) / "source.mp4"
     results = []
     for n in range(1, outputs + 1 if status == "SUCCESS" else 1):
-        key = f"results/{task.id}/{task.id}_{n}.mp4"
+        key = result_key(task.id, claim_folder(1, "0a1b2c3d"), n, "mp4")
         source.write_bytes(f"video {task.id} {n}".encode())
         size = runtime.storage.put_file(key, source)
         results.append({"key": key, "outputType": "mp4", "size": size})
@@ -187,7 +189,9 @@ def test_expired_tasks_lose_their_files_and_answer_1004(runtime: Runtime, tmp_pa
 
             swept = sweep(runtime)
             assert (swept.tasks, swept.result_files, swept.uploads) == (2, 1, 0)
-            assert not runtime.storage.exists(f"results/{rendered_id}/{rendered_id}_1.mp4")
+            rendered_key = urlsplit(old_link).path.removeprefix("/files/")
+            assert rendered_key.startswith(f"results/{rendered_id}/")
+            assert not runtime.storage.exists(rendered_key)
             gone = httpx.get(old_link)
             assert (gone.status_code, gone.json()) == (404, NO_SUCH_FILE)
             with runtime.db.read() as session:
@@ -218,6 +222,24 @@ def test_an_expired_tasks_idempotency_key_makes_a_new_task(runtime: Runtime) -> 
     sweep(runtime)
     same = service.submit(service.authenticate(api_key), model, body, idempotency_key="job-2")
     assert same.id == young  # a kept task is still the answer to its key
+
+
+def test_what_a_lost_claim_left_in_a_tasks_folder_goes_with_the_task(runtime: Runtime) -> None:
+    api_key = new_key(runtime)
+    old = finished_task(runtime, api_key, age=8 * DAY)
+    young = finished_task(runtime, api_key, age=DAY)
+    source = Path(runtime.settings.data_dir) / "lost.mp4"
+    lost = {}  # the outputs a worker stored for a claim it then lost, before it could finish
+    for task_id in (old, young):
+        lost[task_id] = result_key(task_id, claim_folder(1, "ffffffff"), 1, "mp4")
+        source.write_bytes(b"a lost claim's output")
+        runtime.storage.put_file(lost[task_id], source)
+    swept = sweep(runtime)
+    assert (swept.tasks, swept.result_files) == (1, 1)  # the files its results name
+    assert not runtime.storage.exists(lost[old])
+    assert not any(runtime.storage.exists(key) for key in result_keys(runtime, old))
+    assert runtime.storage.exists(lost[young])  # a kept task keeps its folder
+    assert all(runtime.storage.exists(key) for key in result_keys(runtime, young))
 
 
 def test_zero_keeps_everything(tmp_path: Path, db_url: str, storage_overrides: Any) -> None:

@@ -4,9 +4,11 @@ signed links serving them through reelgate (GET, HEAD, Range), or S3 presigned l
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -99,7 +101,9 @@ def test_a_task_on_s3_from_upload_to_result(
     task = wait(http, http.post(I2V, json=body).json()["taskId"])
     assert task["status"] == "SUCCESS", task
     (result,) = task["results"]
-    key = f"results/{task['taskId']}/{task['taskId']}_1.mp4"
+    key = urlsplit(result["url"]).path.removeprefix("/files/")
+    # In the folder of the claim that stored it, under the name users see.
+    assert re.fullmatch(rf"results/{task['taskId']}/1-[0-9a-f]{{8}}/{task['taskId']}_1\.mp4", key)
     assert key in bucket.stored_keys()
     assert result["url"].startswith(f"{http.base_url}/files/{key}?")
     served = httpx.get(result["url"])
@@ -237,7 +241,8 @@ def test_a_gateway_on_s3_uploads_its_inputs_and_keeps_the_outputs(
             assert done["status"] == "SUCCESS", done
             (upstream_task,) = cloud.tasks()
             assert upstream_task.params["firstImageUrl"].startswith(f"{cloud.url}/files/openapi/")
-            key = f"results/{done['taskId']}/{done['taskId']}_1.mp4"
+            key = urlsplit(done["results"][0]["url"]).path.removeprefix("/files/")
+            assert key.endswith(f"/{done['taskId']}_1.mp4")
             assert key in bucket.stored_keys()
             video = httpx.get(done["results"][0]["url"])
             assert video.status_code == 200 and video.content == bucket.read(key)

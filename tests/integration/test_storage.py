@@ -99,6 +99,21 @@ def test_delete_removes_the_files_named_and_only_those(storage: Storage, tmp_pat
         assert (storage.root / "results" / "2").is_dir()
 
 
+def test_delete_folder_removes_every_file_in_it_and_only_those(
+    storage: Storage, tmp_path: Path
+) -> None:
+    inside = ["results/7/1-aa/7_1.mp4", "results/7/2-bb/7_1.mp4", "results/7/7_thumbnail.webp"]
+    outside = ["results/70/1-cc/70_1.mp4", "results/7.mp4", "openapi/7.png"]
+    for key in inside + outside:
+        storage.put_file(key, source(tmp_path, key.encode()))
+    storage.delete_folder("results/7")
+    assert [key for key in inside + outside if storage.exists(key)] == outside
+    storage.delete_folder("results/7")  # nothing left: no error
+    storage.delete_folder("../results")  # not a key: nothing
+    if isinstance(storage, LocalStorage):
+        assert not (storage.root / "results" / "7").exists()
+
+
 def test_s3_deletes_in_batches(
     bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -187,9 +187,9 @@ def test_deleting_an_ended_video_deletes_its_files(
     )
     client.download_content(video.id, variant="thumbnail").read()  # a still is stored too
     stored = runtime.settings.resolved_storage_dir() / "results" / video.id.removeprefix("video_")
-    assert sorted(p.suffix for p in stored.iterdir()) == [".mp4", ".webp"]
+    assert sorted(p.suffix for p in stored.rglob("*") if p.is_file()) == [".mp4", ".webp"]
     assert client.delete(video.id).deleted
-    assert not any(stored.glob("*"))
+    assert not stored.exists()  # the task's folder, with its claim's
     with pytest.raises(openai.NotFoundError):
         client.download_content(video.id)
     with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}) as http:
@@ -390,7 +390,7 @@ def test_retention_deletes_the_stills_with_the_video(
     )
     client.download_content(video.id, variant="spritesheet").read()
     stored = runtime.settings.resolved_storage_dir() / "results" / video.id.removeprefix("video_")
-    assert sorted(p.suffix for p in stored.iterdir()) == [".jpg", ".mp4"]
+    assert sorted(p.suffix for p in stored.rglob("*") if p.is_file()) == [".jpg", ".mp4"]
     later = utcnow() + timedelta(seconds=runtime.settings.retention.results_seconds + 60)
     assert collect(runtime, now=later).tasks == 1
-    assert not any(stored.glob("*"))
+    assert not stored.exists()
