@@ -5,7 +5,8 @@ lease of every task it holds and, through the same statement, notices when a tas
 its own (cancelled by its owner, or swept after a stall); the render then stops at its next
 cancellation check. Any worker also sweeps: tasks whose lease expired go back to QUEUED, or fail
 with 1006 after their last attempt; and, in a thread of its own, finished tasks and uploads whose
-retention is over (``reelgate.retention``).
+retention is over (``reelgate.retention``). At its start it removes the scratch folders that
+killed workers of its host left (``reelgate.worker.scratch``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import random
 import shutil
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -49,6 +49,7 @@ from reelgate.store import queue
 from reelgate.store.queue import ClaimedTask
 from reelgate.store.tables import utcnow
 from reelgate.webhooks.dispatcher import WebhookDispatcher
+from reelgate.worker import scratch as scratch_folders
 from reelgate.worker.jobs import prepare
 from reelgate.worker.remote import remote_context
 
@@ -111,6 +112,8 @@ class Worker:
         """Work until ``stop`` is set, then finish or hand back what is running."""
         with self.db.write() as session:
             queue.register_worker(session, self.id, socket.gethostname(), os.getpid())
+        # What workers of this host left when they were killed (``finally`` never ran).
+        scratch_folders.remove_orphans()
         log.info(
             "worker %s started (engine %s, concurrency %d)",
             self.id,
@@ -251,7 +254,7 @@ class Worker:
                 with self._lock:
                     self._active.pop(claimed.id, None)
             return
-        scratch = Path(tempfile.mkdtemp(prefix=f"reelgate-{claimed.id}-"))
+        scratch = scratch_folders.make(claimed.id)
         try:
             self._render(active, scratch)
         except TaskCancelled:
