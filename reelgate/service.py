@@ -212,9 +212,10 @@ class Service:
         statuses = admin.CANCELLABLE if cancel_running else (TaskStatus.QUEUED,)
         with self.db.write() as session:
             key = _one_key(session, name)
-            # Disabled first: on PostgreSQL this update takes the key's row lock, which claims
-            # skip and a racing submit waits for (and is then refused by ``repo.take_coins``),
-            # so no task of the key starts or arrives while its tasks are read and cancelled.
+            # Disabled first: on PostgreSQL this update takes the key's row lock, which a racing
+            # claim or submit waits for (and is then refused: the claim's key update and
+            # ``repo.take_coins`` check ``disabled``), so no task of the key starts or arrives
+            # while its tasks are read and cancelled.
             repo.set_key_disabled(session, key, True)
             candidates = repo.task_states(session, statuses=statuses, key_id=key.id)
             summary = admin.cancel_each(session, candidates, statuses, detail="key disabled")
@@ -344,13 +345,6 @@ class Service:
                         return _same_request(existing, path, params)
                 if repo.queue_is_full(session, caller.id, caller.queue_cap):
                     raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
-                if not repo.take_coins(session, caller.id, price):
-                    if repo.key_disabled(session, caller.id):  # since it was authenticated
-                        raise InvalidApiKey("this API key is disabled")
-                    balance = repo.key_balance(session, caller.id)
-                    raise InsufficientBalance(
-                        f"this task needs {price} coins, the key has {balance}"
-                    )
                 task_id = _ids.next_id()
                 now = utcnow()
                 task = repo.insert_task(
@@ -375,6 +369,16 @@ class Service:
                 queue.add_event(
                     session, task_id, None, TaskStatus.QUEUED, "api", f"{price} coins held", at=now
                 )
+                # The coins last: on PostgreSQL the key's row stays locked from this update to
+                # the commit, and the key's other submits, claims and finishes wait for it. A
+                # refusal rolls the task back with the rest.
+                if not repo.take_coins(session, caller.id, price):
+                    if repo.key_disabled(session, caller.id):  # since it was authenticated
+                        raise InvalidApiKey("this API key is disabled")
+                    balance = repo.key_balance(session, caller.id)
+                    raise InsufficientBalance(
+                        f"this task needs {price} coins, the key has {balance}"
+                    )
                 return task
         except Conflict:
             # Two submits raced with one idempotency key: the first one's task is the answer.

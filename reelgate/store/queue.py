@@ -506,6 +506,11 @@ def _transition(
     ).first()
     if row is None:
         return None
+    add_event(session, task_id, expected, to, actor, detail, at=now)
+    if to.is_terminal and row.webhook_url:
+        # In this transaction: a task never ends without its event, nor has an event without
+        # having ended.
+        outbox.enqueue(session, task_id=row.id, api_key_id=row.api_key_id, url=row.webhook_url)
     key_changes: dict[str, Any] = {}
     if expected is TaskStatus.RUNNING:
         key_changes["running_tasks"] = _KEYS.c.running_tasks - 1
@@ -519,6 +524,8 @@ def _transition(
     if refund:
         key_changes["coins"] = _KEYS.c.coins + refund
     if key_changes:
+        # The key's row last: on PostgreSQL its lock is then held only until the commit that
+        # follows, since claims and submits of the same key wait for it.
         key = connection.execute(
             update(_KEYS)
             .where(_KEYS.c.id == row.api_key_id)
@@ -532,11 +539,6 @@ def _transition(
             # of that key may have waited for this one: idle workers claim once this
             # commits. (A worker whose own render ended claims again without being told.)
             wakeup.announce(session)
-    add_event(session, task_id, expected, to, actor, detail, at=now)
-    if to.is_terminal and row.webhook_url:
-        # In this transaction: a task never ends without its event, nor has an event without
-        # having ended.
-        outbox.enqueue(session, task_id=row.id, api_key_id=row.api_key_id, url=row.webhook_url)
     return Transitioned(row.id, row.api_key_id, row.reserved_coins)
 
 
