@@ -9,6 +9,7 @@ gives the same bytes, and renders carry a small "preview" mark unless it is turn
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -62,6 +63,7 @@ class PreviewEngine:
             raise ValueError(f"the preview engine renders at {FPS} fps, not {encoder.fps}")
         self.long_side = long_side
         self.encoder = encoder
+        _share_cores_with_the_encoder(encoder)
 
     def ready(self) -> tuple[bool, str]:
         return (
@@ -91,6 +93,27 @@ class PreviewEngine:
             raise
         ctx.report_progress(1.0)
         return RenderResult(outputs=(RenderOutput(path=output, output_type="mp4"),))
+
+
+def _share_cores_with_the_encoder(encoder: EncoderSettings) -> None:
+    """Keep OpenCV to one thread where x264's threads alone can keep every core busy.
+
+    The frame work (warps, flow, grading) runs on its own thread beside the encoder's. With
+    OpenCV's default pool on a 2-core host, a morph frame cost 15 ms of CPU instead of 10 ms,
+    taken from x264: a 5 s 720p image-to-video took 3 % more CPU and wall time on a quiet host,
+    7 % more with other work on it. With cores to spare, OpenCV keeps its pool. The setting
+    is OpenCV's, for the whole process: the colour conversion of other engines' frames before
+    encoding follows it too, for the same reason.
+    """
+    if _usable_cores() <= encoder.threads:
+        cv2.setNumThreads(1)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _discard(path: Path) -> None:
