@@ -343,13 +343,11 @@ class Service:
                         repo.forget_idempotency_key(session, existing.id)
                     elif existing is not None:
                         return _same_request(existing, path, params)
-                if repo.queue_is_full(session, caller.id, caller.queue_cap):
-                    raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
-                task_id = _ids.next_id()
                 now = utcnow()
-                task = repo.insert_task(
+                task = queue.enqueue(
                     session,
-                    id=task_id,
+                    detail=f"{price} coins held",
+                    id=_ids.next_id(),
                     api_key_id=caller.id,
                     model=path,
                     params=params,
@@ -366,14 +364,14 @@ class Service:
                     links_base_url=links_base_url[:512] if webhook_url and links_base_url else None,
                     run_after=_queue_delay_until(caller.faults, now),
                 )
-                queue.add_event(
-                    session, task_id, None, TaskStatus.QUEUED, "api", f"{price} coins held", at=now
-                )
-                # The coins last: on PostgreSQL the key's row stays locked from this update to
-                # the commit, and the key's other submits, claims and finishes wait for it. A
-                # refusal rolls the task back with the rest.
-                if not repo.take_coins(session, caller.id, price):
-                    if repo.key_disabled(session, caller.id):  # since it was authenticated
+                # The coins last, with the queue cap (the new task counted): on PostgreSQL the
+                # key's row stays locked from this update to the commit, and the key's other
+                # submits, claims and finishes wait for it. A refusal rolls the task back.
+                if not repo.take_coins(session, caller.id, price, queue_cap=caller.queue_cap):
+                    refused = repo.why_refused(session, caller.id, caller.queue_cap)
+                    if refused == "queue":
+                        raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")
+                    if refused == "disabled":  # since it was authenticated
                         raise InvalidApiKey("this API key is disabled")
                     balance = repo.key_balance(session, caller.id)
                     raise InsufficientBalance(

@@ -154,17 +154,6 @@ def add_coins(session: Session, key_id: int, amount: int, *, most: int) -> int |
     return None if row is None else int(row[0])
 
 
-def take_coins(session: Session, key_id: int, amount: int) -> bool:
-    """Reserve ``amount`` coins atomically; False when the balance is short or the key disabled.
-
-    The disabled flag is checked in this update, which waits for the row lock that disabling
-    takes: a submit racing with ``keys disable`` either lands before it (and its task is
-    cancelled with the others) or is refused, never left queued on a disabled key.
-    """
-    row = session.connection().execute(_TAKE_COINS, {"key_id": key_id, "amount": amount}).first()
-    return row is not None
-
-
 # Statements a request runs each time, built once and run on the table (no ORM bookkeeping).
 _KEYS = cast(Table, ApiKey.__table__)
 _keys = _KEYS.c
@@ -177,28 +166,8 @@ _KEY_OF_REQUEST = select(
     _keys.disabled,
     _keys.admin,
 ).where(_keys.key_hash == bindparam("key_hash"))
-_TAKE_COINS = (
-    update(_KEYS)
-    .where(
-        _keys.id == bindparam("key_id"),
-        _keys.coins >= bindparam("amount"),
-        _keys.disabled.is_(False),
-    )
-    .values(coins=_keys.coins - bindparam("amount"))
-    .returning(_keys.id)
-)
-
-
-def key_balance(session: Session, key_id: int) -> int:
-    return int(session.execute(select(ApiKey.coins).where(ApiKey.id == key_id)).scalar_one())
-
-
-def key_disabled(session: Session, key_id: int) -> bool:
-    return bool(session.execute(select(ApiKey.disabled).where(ApiKey.id == key_id)).scalar_one())
-
-
-#: Counts a key's queued tasks, but no further than the cap it is compared with: a submit
-#: then reads at most ``queue_cap`` index entries, however long the key's queue has grown.
+#: Counts a key's queued tasks, but no further than the limit it is compared with: a submit
+#: then reads at most ``queue_cap + 1`` index entries, however long the key's queue has grown.
 _QUEUED_UP_TO = select(func.count()).select_from(
     select(literal(1))
     .select_from(Task)
@@ -208,10 +177,52 @@ _QUEUED_UP_TO = select(func.count()).select_from(
 )
 
 
-def queue_is_full(session: Session, key_id: int, cap: int) -> bool:
-    """Whether the key has ``cap`` or more QUEUED tasks."""
-    count = session.connection().execute(_QUEUED_UP_TO, {"key_id": key_id, "cap": cap})
-    return int(count.scalar_one()) >= cap
+_TAKE_COINS = (
+    update(_KEYS)
+    .where(
+        _keys.id == bindparam("key_id"),
+        _keys.coins >= bindparam("amount"),
+        _keys.disabled.is_(False),
+        # The key's queued tasks, the new one included, counted up to queue_cap + 1 ("cap").
+        _QUEUED_UP_TO.scalar_subquery() < bindparam("cap"),
+    )
+    .values(coins=_keys.coins - bindparam("amount"))
+    .returning(_keys.id)
+)
+
+
+def take_coins(session: Session, key_id: int, amount: int, *, queue_cap: int) -> bool:
+    """Reserve ``amount`` coins for a task just written as QUEUED, in one update; False when
+    the balance is short, the key is disabled, or the key's queue (the new task included) is
+    past ``queue_cap`` (``why_refused`` says which).
+
+    The disabled flag is checked in this update, which waits for the row lock that disabling
+    takes: a submit racing with ``keys disable`` either lands before it (and its task is
+    cancelled with the others) or is refused, never left queued on a disabled key.
+    """
+    row = session.connection().execute(
+        _TAKE_COINS, {"key_id": key_id, "amount": amount, "cap": queue_cap + 1}
+    )
+    return row.first() is not None
+
+
+def why_refused(session: Session, key_id: int, queue_cap: int) -> str:
+    """Why ``take_coins`` refused: ``"queue"``, ``"disabled"`` or ``"balance"`` (in that order)."""
+    connection = session.connection()
+    queued = connection.execute(_QUEUED_UP_TO, {"key_id": key_id, "cap": queue_cap + 1})
+    if int(queued.scalar_one()) > queue_cap:
+        return "queue"
+    if key_disabled(session, key_id):
+        return "disabled"
+    return "balance"
+
+
+def key_balance(session: Session, key_id: int) -> int:
+    return int(session.execute(select(ApiKey.coins).where(ApiKey.id == key_id)).scalar_one())
+
+
+def key_disabled(session: Session, key_id: int) -> bool:
+    return bool(session.execute(select(ApiKey.disabled).where(ApiKey.id == key_id)).scalar_one())
 
 
 def status_counts(session: Session, key_id: int) -> dict[str, int]:

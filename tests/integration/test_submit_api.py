@@ -6,9 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select, update
 
 from reelgate.core.ids import is_task_id
 from reelgate.runtime import Runtime
+from reelgate.store.tables import ApiKey, Task, TaskEvent
 from tests.conftest import LiveServer, new_key
 
 I2V = "/openapi/v2/kling-video-o3-pro/image-to-video"
@@ -275,6 +277,30 @@ def test_queue_cap_answers_421(runtime: Runtime, live_server: LiveServer) -> Non
         for _ in range(3)
     ]
     assert codes == ["", "", "421"]
+
+
+def test_a_full_queue_is_told_before_a_short_balance_and_a_refusal_leaves_nothing(
+    runtime: Runtime, live_server: LiveServer
+) -> None:
+    # Coins for exactly two tasks and room for two: the third submit is refused for the queue,
+    # as it was before the coins were counted, and leaves no task, event or charge behind.
+    key = new_key(runtime, queue_cap=2, coins=2 * 435)
+    headers = {"Authorization": f"Bearer {key}"}
+    codes = [
+        httpx.post(live_server.url + I2V, json=i2v(), headers=headers).json()["errorCode"]
+        for _ in range(3)
+    ]
+    assert codes == ["", "", "421"]
+    account = httpx.post(live_server.url + "/uc/openapi/accountStatus", json={"apikey": key})
+    assert account.json()["data"]["remainCoins"] == "0"
+    with runtime.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Task)) == 2
+        assert session.scalar(select(func.count()).select_from(TaskEvent)) == 2
+    # With room in the queue again, the short balance is what is told.
+    with runtime.db.write() as session:
+        session.execute(update(ApiKey).values(queue_cap=5))
+    refused = httpx.post(live_server.url + I2V, json=i2v(), headers=headers).json()
+    assert refused["errorCode"] == "416"
 
 
 def test_idempotency_key_returns_the_first_task(http: httpx.Client) -> None:
