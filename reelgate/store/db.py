@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -51,6 +52,9 @@ _SQLITE_BEGIN = "reelgate_sqlite_begin"
 #: host that stopped answering would hold every request until the client gave up). A
 #: ``connect_timeout`` in the database URL wins.
 PG_CONNECT_TIMEOUT_SECONDS = 5
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
+PING_AFTER_IDLE_SECONDS = 5.0
+_CHECKED_IN_AT = "reelgate_checked_in_at"
 #: SQLite connections kept open: anyio's default thread limit (40), so that each thread of the
 #: API's pool can hold one, plus room for a worker's threads. Idle ones cost little.
 SQLITE_POOL_SIZE = 48
@@ -78,14 +82,14 @@ class Database:
                 # again when given back.
                 kwargs.update(poolclass=QueuePool, pool_size=SQLITE_POOL_SIZE, max_overflow=-1)
         else:
-            # Pooled connections are pinged before use, so one that died while idle is
-            # replaced rather than failing a request.
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            kwargs.update(pool_size=10, max_overflow=20)
             if "connect_timeout" not in parsed.query:
                 kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
+        else:
+            _ping_idle_connections(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         #: One SQLite writer of this process at a time (see the module's docstring); re-entrant,
         #: so that a nested write waits in SQLite as it did without it.
@@ -219,6 +223,34 @@ def _store_errors() -> Iterator[None]:
         if getattr(driver_error, "sqlstate", None) in _LOST_LOCK_RACE:
             raise LockConflict("the database ended this transaction in a lock race") from exc
         raise StoreUnavailable("the database is unreachable or busy") from exc
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use when it has been idle a while, so that one that died
+    meanwhile (a database restart, a proxy's idle timeout) is replaced rather than failing a
+    request.
+
+    SQLAlchemy's ``pool_pre_ping`` pings before *every* use: a round trip more for each
+    transaction, on every request and every claim, for connections that were in use a moment
+    ago. A connection that fails in use anyway (the database went away under load) makes
+    SQLAlchemy discard every pooled connection as old as it, and that request is answered
+    1010, which clients retry.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # A new connection has no mark (the record's info goes with its DBAPI connection).
+        idle_since = record.info.get(_CHECKED_IN_AT)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # any failure: the pool replaces it and tries again
+            raise DisconnectionError(str(error)) from error
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from reelgate.core.errors import Conflict, StoreError, StoreUnavailable
 from reelgate.runtime import Runtime
 from reelgate.service import Service
+from reelgate.store import db as db_module
 from reelgate.store import repo
 from reelgate.store.db import Database
 from reelgate.store.tables import ApiKey
-from tests.conftest import LiveServer, free_port, make_settings, new_key
+from tests.conftest import (
+    LiveServer,
+    _fresh_postgres_database,
+    free_port,
+    make_settings,
+    new_key,
+)
 
 BODY = {"prompt": "street", "firstImageUrl": "https://example.com/a.png", "duration": 3}
 MODEL = "kling-video-o3-std/image-to-video"
@@ -113,3 +121,52 @@ def test_an_outage_answers_a_retryable_5xx_in_the_paths_own_shape(tmp_path: Path
     assert (v2.json()["errorCode"], v2.json()["status"]) == ("1010", "FAILED")
     assert v1.status_code == 503 and v1.json()["code"] == 500
     assert ready.status_code == 503
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _fresh_postgres_database()
+
+
+def _backend_pid(db: Database) -> int:
+    with db.read() as session:
+        return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(db: Database, pid: int) -> None:
+    with db.read() as session:
+        session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_that_died_while_idle_is_replaced_unseen(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, killer = Database(postgres_url), Database(postgres_url)
+    try:
+        dead = _backend_pid(db)
+        _terminate(killer, dead)
+        monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # it counts as idle
+        assert _backend_pid(db) != dead  # no error: pinged, found dead, replaced
+    finally:
+        db.dispose()
+        killer.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_used_a_moment_ago_is_not_pinged_and_fails_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping for a connection that was just in use: if it died all the same, that one use is
+    answered as an outage (1010, retried by clients) and the pool starts afresh."""
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    db, killer = Database(postgres_url), Database(postgres_url)
+    try:
+        dead = _backend_pid(db)
+        _terminate(killer, dead)
+        with pytest.raises(StoreUnavailable):
+            _backend_pid(db)
+        assert _backend_pid(db) != dead
+    finally:
+        db.dispose()
+        killer.dispose()
