@@ -567,48 +567,125 @@ def _transition(
         statement = statement.where(_TASKS.c.worker_id == worker_id)
     if lease_expired_by is not None:
         statement = statement.where(_TASKS.c.lease_expires_at < lease_expired_by)
-    connection = session.connection()
-    row = connection.execute(
-        statement.values(status=to.value, **values).returning(
-            _TASKS.c.id, _TASKS.c.api_key_id, _TASKS.c.reserved_coins, _TASKS.c.webhook_url
-        )
-    ).first()
+    moved = statement.values(status=to.value, **values).returning(*_MOVED_COLUMNS)
+    event = {
+        "at": now,
+        "from_status": expected.value,
+        "to_status": to.value,
+        "actor": actor,
+        "detail": detail[:2000],
+    }
+    # A slot of the key frees when a RUNNING task moves on.
+    frees_a_slot = expected is TaskStatus.RUNNING
+    if session.connection().dialect.name == "postgresql":
+        row = _move_in_one_statement(session, moved, event, frees_a_slot, to)
+    else:
+        row = _move_step_by_step(session, moved, event, frees_a_slot, to)
     if row is None:
         return None
-    add_event(session, task_id, expected, to, actor, detail, at=now)
     if to.is_terminal and row.webhook_url:
         # In this transaction: a task never ends without its event, nor has an event without
         # having ended.
         outbox.enqueue(session, task_id=row.id, api_key_id=row.api_key_id, url=row.webhook_url)
-    key_changes: dict[str, Any] = {}
-    if expected is TaskStatus.RUNNING:
-        key_changes["running_tasks"] = _KEYS.c.running_tasks - 1
-    refund = 0
-    if to in (TaskStatus.FAILED, TaskStatus.CANCEL):
-        refund = row.reserved_coins
-    elif to is TaskStatus.SUCCESS:
-        refund = row.reserved_coins - (
-            row.reserved_coins if charge is None else min(charge, row.reserved_coins)
-        )
-    if refund:
-        key_changes["coins"] = _KEYS.c.coins + refund
-    if key_changes:
-        # The key's row last: on PostgreSQL its lock is then held only until the commit that
-        # follows, since claims and submits of the same key wait for it.
-        key = connection.execute(
-            update(_KEYS)
-            .where(_KEYS.c.id == row.api_key_id)
-            .values(**key_changes)
-            .returning(_KEYS.c.running_tasks, _KEYS.c.concurrency)
-        ).one()
-        if to is TaskStatus.QUEUED or (
-            expected is TaskStatus.RUNNING and key.running_tasks >= key.concurrency - 1
-        ):
-            # The task is claimable again, or its key had no free slot until now, so a task
-            # of that key may have waited for this one: idle workers claim once this
-            # commits. (A worker whose own render ended claims again without being told.)
-            wakeup.announce(session)
     return Transitioned(row.id, row.api_key_id, row.reserved_coins)
+
+
+_MOVED_COLUMNS = (
+    _TASKS.c.id,
+    _TASKS.c.api_key_id,
+    _TASKS.c.reserved_coins,
+    _TASKS.c.consumed_coins,
+    _TASKS.c.webhook_url,
+)
+
+
+def _refund(reserved: Any, consumed: Any) -> Any:
+    """Coins going back to the key: what was reserved and not kept. ``consumed`` is set when a
+    task ends (the price kept; 0 when FAILED or CANCEL) and NULL before, when nothing goes
+    back."""
+    return reserved - (reserved if consumed is None else consumed)
+
+
+def _sql_refund(reserved: Any, consumed: Any) -> Any:
+    """``_refund`` in SQL."""
+    return reserved - func.coalesce(consumed, reserved)
+
+
+def _wakes_workers(to: TaskStatus, frees_a_slot: bool, running: int, concurrency: int) -> bool:
+    """Whether idle workers are told once this commits: the task is claimable again, or its
+    key had no free slot until now, so a task of that key may have waited for this one. (A
+    worker whose own render ended claims again without being told.)"""
+    return to is TaskStatus.QUEUED or (frees_a_slot and running >= concurrency - 1)
+
+
+def _move_in_one_statement(
+    session: Session, moved: Any, event: dict[str, Any], frees_a_slot: bool, to: TaskStatus
+) -> Any:
+    """The task's update, its event, the key's coins and running count and, when due, the
+    wake-up of idle workers, in one statement (one round trip; the key's row is locked only
+    from it to the commit)."""
+    task = moved.cte("task")
+    key = (
+        update(_KEYS)
+        .where(_KEYS.c.id == task.c.api_key_id)
+        .values(
+            running_tasks=_KEYS.c.running_tasks - int(frees_a_slot),
+            coins=_KEYS.c.coins + _sql_refund(task.c.reserved_coins, task.c.consumed_coins),
+        )
+        .returning(_KEYS.c.id, _KEYS.c.running_tasks, _KEYS.c.concurrency)
+        .cte("key")
+    )
+    written = (
+        insert(_EVENTS)
+        .from_select(
+            ["task_id", *event],
+            select(
+                task.c.id, *(literal(value, type_=_EVENTS.c[n].type) for n, value in event.items())
+            ),
+        )
+        .cte("event")
+    )
+    # ``_wakes_workers`` in SQL: pg_notify, like NOTIFY, is delivered once this commits.
+    notify = func.pg_notify(literal(wakeup.CHANNEL), literal(""))
+    if to is TaskStatus.QUEUED:
+        announced: Any = notify
+    elif frees_a_slot:
+        announced = case((key.c.running_tasks >= key.c.concurrency - 1, notify))
+    else:
+        announced = null()
+    return (
+        session.connection()
+        .execute(
+            select(task, announced.label("announced"))
+            .join_from(task, key, key.c.id == task.c.api_key_id)
+            .add_cte(written)
+        )
+        .first()
+    )
+
+
+def _move_step_by_step(
+    session: Session, moved: Any, event: dict[str, Any], frees_a_slot: bool, to: TaskStatus
+) -> Any:
+    """``_move_in_one_statement`` as separate statements (SQLite: the transaction holds the
+    database's one write lock, so nothing interleaves)."""
+    connection = session.connection()
+    row = connection.execute(moved).first()
+    if row is None:
+        return None
+    connection.execute(insert(_EVENTS), {"task_id": row.id, **event})
+    key = connection.execute(
+        update(_KEYS)
+        .where(_KEYS.c.id == row.api_key_id)
+        .values(
+            running_tasks=_KEYS.c.running_tasks - int(frees_a_slot),
+            coins=_KEYS.c.coins + _refund(row.reserved_coins, row.consumed_coins),
+        )
+        .returning(_KEYS.c.running_tasks, _KEYS.c.concurrency)
+    ).one()
+    if _wakes_workers(to, frees_a_slot, key.running_tasks, key.concurrency):
+        wakeup.announce(session)
+    return row
 
 
 def renew_lease(
