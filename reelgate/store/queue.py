@@ -21,16 +21,19 @@ Read this module to know the queue's database contract:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Select,
     String,
     Table,
+    Text,
     bindparam,
     case,
     delete,
@@ -460,7 +463,7 @@ def hand_back(session: Session, task_id: int, *, worker_id: str) -> Transitioned
         actor=worker_id,
         detail="handed back at worker shutdown",
         worker_id=worker_id,
-        attempts=Task.attempts - 1,
+        attempts=ONE_ATTEMPT_LESS,
     )
 
 
@@ -557,30 +560,33 @@ def _transition(
         values.setdefault("progress", 0.0)
     if to in (TaskStatus.FAILED, TaskStatus.CANCEL):
         values["consumed_coins"] = 0
-    elif to is TaskStatus.SUCCESS:
-        reserved = _TASKS.c.reserved_coins
-        values["consumed_coins"] = (
-            reserved if charge is None else case((reserved < charge, reserved), else_=charge)
-        )
-    statement = update(_TASKS).where(_TASKS.c.id == task_id, _TASKS.c.status == expected.value)
-    if worker_id is not None:
-        statement = statement.where(_TASKS.c.worker_id == worker_id)
-    if lease_expired_by is not None:
-        statement = statement.where(_TASKS.c.lease_expires_at < lease_expired_by)
-    moved = statement.values(status=to.value, **values).returning(*_MOVED_COLUMNS)
-    event = {
-        "at": now,
-        "from_status": expected.value,
-        "to_status": to.value,
-        "actor": actor,
-        "detail": detail[:2000],
+    elif to is TaskStatus.SUCCESS and charge is not None:
+        values["charge"] = charge  # the kept price: the lesser of it and the reservation
+    one_attempt_less = values.get("attempts") is ONE_ATTEMPT_LESS
+    if one_attempt_less:
+        del values["attempts"]
+    shape = _Shape(
+        expected,
+        to,
+        by_worker=worker_id is not None,
+        by_lease=lease_expired_by is not None,
+        values=tuple(sorted(values)),
+        one_attempt_less=one_attempt_less,
+        postgres=session.connection().dialect.name == "postgresql",
+    )
+    parameters = {
+        **{f"set_{name}": value for name, value in values.items()},
+        "task_id": task_id,
+        "by_worker": worker_id,
+        "by_lease": lease_expired_by,
+        "event_at": now,
+        "event_actor": actor,
+        "event_detail": detail[:2000],
     }
-    # A slot of the key frees when a RUNNING task moves on.
-    frees_a_slot = expected is TaskStatus.RUNNING
-    if session.connection().dialect.name == "postgresql":
-        row = _move_in_one_statement(session, moved, event, frees_a_slot, to)
+    if shape.postgres:
+        row = session.connection().execute(_one_statement(shape), parameters).first()
     else:
-        row = _move_step_by_step(session, moved, event, frees_a_slot, to)
+        row = _step_by_step(session, shape, parameters)
     if row is None:
         return None
     if to.is_terminal and row.webhook_url:
@@ -588,6 +594,62 @@ def _transition(
         # having ended.
         outbox.enqueue(session, task_id=row.id, api_key_id=row.api_key_id, url=row.webhook_url)
     return Transitioned(row.id, row.api_key_id, row.reserved_coins)
+
+
+#: ``hand_back``'s value of ``attempts``: one less than the task has (the claim is not counted).
+ONE_ATTEMPT_LESS: Any = object()
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a transition's statements depend on, apart from their parameters: they are built
+    once per shape (a handful: one per verb) and then only run."""
+
+    expected: TaskStatus
+    to: TaskStatus
+    by_worker: bool
+    by_lease: bool
+    values: tuple[str, ...]
+    one_attempt_less: bool
+    postgres: bool
+
+    @property
+    def frees_a_slot(self) -> bool:
+        """A slot of the key's concurrency frees when a RUNNING task moves on."""
+        return self.expected is TaskStatus.RUNNING
+
+
+def _task_update(shape: _Shape) -> Any:
+    """The guarded update of the task, returning what the rest of the transition needs."""
+    statement = update(_TASKS).where(
+        _TASKS.c.id == bindparam("task_id"), _TASKS.c.status == shape.expected.value
+    )
+    if shape.by_worker:
+        statement = statement.where(_TASKS.c.worker_id == bindparam("by_worker"))
+    if shape.by_lease:
+        statement = statement.where(
+            _TASKS.c.lease_expires_at < bindparam("by_lease", type_=DateTime())
+        )
+    values: dict[str, Any] = {"status": shape.to.value}
+    for name in shape.values:
+        if name == "charge":
+            reserved, charge = _TASKS.c.reserved_coins, bindparam("set_charge", type_=BigInteger())
+            values["consumed_coins"] = case((reserved < charge, reserved), else_=charge)
+        else:
+            values[name] = bindparam(f"set_{name}", type_=_TASKS.c[name].type)
+    if shape.one_attempt_less:
+        values["attempts"] = _TASKS.c.attempts - 1
+    if shape.to is TaskStatus.SUCCESS and "charge" not in shape.values:
+        values["consumed_coins"] = _TASKS.c.reserved_coins  # the reservation is the price
+    return statement.values(values).returning(*_MOVED_COLUMNS)
+
+
+def _event_values() -> dict[str, Any]:
+    return {
+        "at": bindparam("event_at", type_=DateTime()),
+        "actor": bindparam("event_actor", type_=String()),
+        "detail": bindparam("event_detail", type_=Text()),
+    }
 
 
 _MOVED_COLUMNS = (
@@ -618,74 +680,90 @@ def _wakes_workers(to: TaskStatus, frees_a_slot: bool, running: int, concurrency
     return to is TaskStatus.QUEUED or (frees_a_slot and running >= concurrency - 1)
 
 
-def _move_in_one_statement(
-    session: Session, moved: Any, event: dict[str, Any], frees_a_slot: bool, to: TaskStatus
-) -> Any:
+@functools.cache
+def _one_statement(shape: _Shape) -> Any:
     """The task's update, its event, the key's coins and running count and, when due, the
-    wake-up of idle workers, in one statement (one round trip; the key's row is locked only
-    from it to the commit)."""
-    task = moved.cte("task")
+    wake-up of idle workers, in one statement for PostgreSQL (one round trip; the key's row is
+    locked from it to the commit only)."""
+    task = _task_update(shape).cte("task")
     key = (
         update(_KEYS)
         .where(_KEYS.c.id == task.c.api_key_id)
         .values(
-            running_tasks=_KEYS.c.running_tasks - int(frees_a_slot),
+            running_tasks=_KEYS.c.running_tasks - int(shape.frees_a_slot),
             coins=_KEYS.c.coins + _sql_refund(task.c.reserved_coins, task.c.consumed_coins),
         )
         .returning(_KEYS.c.id, _KEYS.c.running_tasks, _KEYS.c.concurrency)
         .cte("key")
     )
+    event = _event_values()
     written = (
         insert(_EVENTS)
         .from_select(
-            ["task_id", *event],
+            ["task_id", "from_status", "to_status", *event],
             select(
-                task.c.id, *(literal(value, type_=_EVENTS.c[n].type) for n, value in event.items())
+                task.c.id,
+                literal(shape.expected.value),
+                literal(shape.to.value),
+                *event.values(),
             ),
         )
         .cte("event")
     )
     # ``_wakes_workers`` in SQL: pg_notify, like NOTIFY, is delivered once this commits.
     notify = func.pg_notify(literal(wakeup.CHANNEL), literal(""))
-    if to is TaskStatus.QUEUED:
+    if shape.to is TaskStatus.QUEUED:
         announced: Any = notify
-    elif frees_a_slot:
+    elif shape.frees_a_slot:
         announced = case((key.c.running_tasks >= key.c.concurrency - 1, notify))
     else:
         announced = null()
     return (
-        session.connection()
-        .execute(
-            select(task, announced.label("announced"))
-            .join_from(task, key, key.c.id == task.c.api_key_id)
-            .add_cte(written)
-        )
-        .first()
+        select(task, announced.label("announced"))
+        .join_from(task, key, key.c.id == task.c.api_key_id)
+        .add_cte(written)
     )
 
 
-def _move_step_by_step(
-    session: Session, moved: Any, event: dict[str, Any], frees_a_slot: bool, to: TaskStatus
-) -> Any:
-    """``_move_in_one_statement`` as separate statements (SQLite: the transaction holds the
-    database's one write lock, so nothing interleaves)."""
-    connection = session.connection()
-    row = connection.execute(moved).first()
-    if row is None:
-        return None
-    connection.execute(insert(_EVENTS), {"task_id": row.id, **event})
-    key = connection.execute(
+@functools.cache
+def _key_update(frees_a_slot: bool) -> Any:
+    return (
         update(_KEYS)
-        .where(_KEYS.c.id == row.api_key_id)
+        .where(_KEYS.c.id == bindparam("key_id"))
         .values(
             running_tasks=_KEYS.c.running_tasks - int(frees_a_slot),
-            coins=_KEYS.c.coins + _refund(row.reserved_coins, row.consumed_coins),
+            coins=_KEYS.c.coins + bindparam("refund", type_=BigInteger()),
         )
         .returning(_KEYS.c.running_tasks, _KEYS.c.concurrency)
+    )
+
+
+def _step_by_step(session: Session, shape: _Shape, parameters: dict[str, Any]) -> Any:
+    """``_one_statement`` as separate statements (SQLite: the transaction holds the
+    database's one write lock, so nothing interleaves)."""
+    connection = session.connection()
+    row = connection.execute(_task_update_cached(shape), parameters).first()
+    if row is None:
+        return None
+    connection.execute(
+        insert(_EVENTS),
+        {
+            "task_id": row.id,
+            "from_status": shape.expected.value,
+            "to_status": shape.to.value,
+            **{name: parameters[f"event_{name}"] for name in ("at", "actor", "detail")},
+        },
+    )
+    key = connection.execute(
+        _key_update(shape.frees_a_slot),
+        {"key_id": row.api_key_id, "refund": _refund(row.reserved_coins, row.consumed_coins)},
     ).one()
-    if _wakes_workers(to, frees_a_slot, key.running_tasks, key.concurrency):
+    if _wakes_workers(shape.to, shape.frees_a_slot, key.running_tasks, key.concurrency):
         wakeup.announce(session)
     return row
+
+
+_task_update_cached = functools.cache(_task_update)
 
 
 def renew_lease(
