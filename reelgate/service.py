@@ -344,9 +344,10 @@ class Service:
                     elif existing is not None:
                         return _same_request(existing, path, params)
                 now = utcnow()
-                task = queue.enqueue(
+                task, paid = queue.enqueue(
                     session,
                     detail=f"{price} coins held",
+                    queue_cap=caller.queue_cap,
                     id=_ids.next_id(),
                     api_key_id=caller.id,
                     model=path,
@@ -364,10 +365,7 @@ class Service:
                     links_base_url=links_base_url[:512] if webhook_url and links_base_url else None,
                     run_after=_queue_delay_until(caller.faults, now),
                 )
-                # The coins last, with the queue cap (the new task counted): on PostgreSQL the
-                # key's row stays locked from this update to the commit, and the key's other
-                # submits, claims and finishes wait for it. A refusal rolls the task back.
-                if not repo.take_coins(session, caller.id, price, queue_cap=caller.queue_cap):
+                if not paid:  # raising rolls the task back with the rest
                     refused = repo.why_refused(session, caller.id, caller.queue_cap)
                     if refused == "queue":
                         raise QueueFull(f"this key already has {caller.queue_cap} queued tasks")

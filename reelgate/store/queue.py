@@ -43,6 +43,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy import cast as cast_as
@@ -116,10 +117,12 @@ _SUBMITTED = (
 
 
 def _postgres_enqueue() -> Select[Any]:
-    """The task, its first event and the announcement to idle workers in one statement."""
+    """A submit's writes in one statement: the task, its first event, the key's coins (only
+    while the key is enabled, has them, and has room in its queue) and, once that is paid, the
+    announcement to idle workers. ``paid`` is NULL when the key update found no such key."""
     task = (
         insert(_TASKS)
-        .values({name: bindparam(name, type_=_TASKS.c[name].type) for name in _SUBMITTED})
+        .values({name: bindparam(f"new_{name}", type_=_TASKS.c[name].type) for name in _SUBMITTED})
         .returning(*_TASKS.c)
         .cte("task")
     )
@@ -138,28 +141,65 @@ def _postgres_enqueue() -> Select[Any]:
         )
         .cte("event")
     )
-    announce = func.pg_notify(literal(wakeup.CHANNEL), literal("")).label("announced")
-    return select(task, announce).add_cte(event)
+    # The statement's own INSERT is not visible to its subqueries (one snapshot): the key's
+    # queue has room when it held fewer than queue_cap tasks before this one.
+    key = (
+        update(_KEYS)
+        .where(
+            _KEYS.c.id == bindparam("paying_key"),
+            _KEYS.c.coins >= bindparam("price", type_=BigInteger()),
+            _KEYS.c.disabled.is_(False),
+            repo.queued_up_to("paying_key", "room").scalar_subquery() < bindparam("room"),
+        )
+        .values(coins=_KEYS.c.coins - bindparam("price", type_=BigInteger()))
+        .returning(_KEYS.c.id)
+        .cte("key")
+    )
+    notify = func.pg_notify(literal(wakeup.CHANNEL), literal(""))
+    return (
+        select(
+            task,
+            key.c.id.label("paid"),
+            case((key.c.id.is_not(None), notify)).label("announced"),
+        )
+        .select_from(task.outerjoin(key, true()))
+        .add_cte(event)
+    )
 
 
 _POSTGRES_ENQUEUE = _postgres_enqueue()
 
 
-def enqueue(session: Session, *, detail: str, **values: Any) -> Task:
-    """Write a new QUEUED task (``values``: the columns of ``_SUBMITTED``) and its first event;
-    idle workers are told once the transaction commits. Returns the task as stored (detached).
+def enqueue(session: Session, *, detail: str, queue_cap: int, **values: Any) -> tuple[Task, bool]:
+    """Write a new QUEUED task (``values``: the columns of ``_SUBMITTED``) and its first event,
+    and take its price (``reserved_coins``) from its key. Returns the task as stored (detached)
+    and whether it was paid for: False when the key's balance is short, the key is disabled or
+    its queue (this task included) is past ``queue_cap`` (``repo.why_refused`` says which);
+    the caller then rolls the transaction back. Idle workers are told once it commits.
+
+    The key's row is locked last (on PostgreSQL, from this statement to the commit only), since
+    the key's other submits, claims and finishes wait for it.
     """
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # One round trip: with four more (ping, BEGIN, the coins, COMMIT) a submit spends most
-        # of its time waiting for them.
-        row = connection.execute(_POSTGRES_ENQUEUE, {**values, "event_detail": detail}).one()
+        # One round trip: BEGIN and COMMIT are the only others. No parameter is named after a
+        # column: SQLAlchemy would add it to the SET clause of the key's UPDATE.
+        parameters = {
+            **{f"new_{name}": value for name, value in values.items()},
+            "event_detail": detail,
+            "paying_key": values["api_key_id"],
+            "price": values["reserved_coins"],
+            "room": queue_cap,
+        }
+        row = connection.execute(_POSTGRES_ENQUEUE, parameters).one()
         stored = row._asdict()
+        paid = stored.pop("paid") is not None
         stored.pop("announced")
-        return Task(**stored)
+        return Task(**stored), paid
     task = repo.insert_task(session, **values)
     add_event(session, task.id, None, TaskStatus.QUEUED, "api", detail, at=task.created_at)
-    return task
+    paid = repo.take_coins(session, task.api_key_id, task.reserved_coins, queue_cap=queue_cap)
+    return task, paid
 
 
 def _claim_candidate() -> Select[Any]:

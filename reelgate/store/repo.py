@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -166,15 +166,22 @@ _KEY_OF_REQUEST = select(
     _keys.disabled,
     _keys.admin,
 ).where(_keys.key_hash == bindparam("key_hash"))
-#: Counts a key's queued tasks, but no further than the limit it is compared with: a submit
-#: then reads at most ``queue_cap + 1`` index entries, however long the key's queue has grown.
-_QUEUED_UP_TO = select(func.count()).select_from(
-    select(literal(1))
-    .select_from(Task)
-    .where(Task.api_key_id == bindparam("key_id"), Task.status == TaskStatus.QUEUED.value)
-    .limit(bindparam("cap"))
-    .subquery()
-)
+
+
+def queued_up_to(key_parameter: str, cap_parameter: str) -> Select[Any]:
+    """Counts a key's queued tasks, but no further than the limit it is compared with: a submit
+    then reads at most that many index entries, however long the key's queue has grown. The
+    key and the limit are the named parameters."""
+    return select(func.count()).select_from(
+        select(literal(1))
+        .select_from(Task)
+        .where(Task.api_key_id == bindparam(key_parameter), Task.status == TaskStatus.QUEUED.value)
+        .limit(bindparam(cap_parameter))
+        .subquery()
+    )
+
+
+_QUEUED_UP_TO = queued_up_to("key_id", "cap")
 
 
 _TAKE_COINS = (
