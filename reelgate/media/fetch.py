@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,10 @@ class FetchedMedia:
     has_audio: bool
 
 
+#: Stored files whose checks a fetcher keeps (past it, it starts again empty).
+CHECKED_FILES_KEPT = 256
+
+
 class MediaFetcher:
     """Fetches and checks input media. Thread-safe; one instance per worker is enough."""
 
@@ -81,6 +86,9 @@ class MediaFetcher:
             allow_private_networks=allow_private_networks, allowed_networks=allowed_networks
         )
         self._http = HttpDownloader(settings, policy, client=http_client)
+        #: What the checks found in stored files read in place (see ``_checked_in_place``).
+        self._checked: dict[tuple[object, ...], FetchedMedia] = {}
+        self._checked_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the HTTP client if this fetcher created it (a passed-in client stays open)."""
@@ -114,15 +122,25 @@ class MediaFetcher:
         except ReelgateError as exc:
             raise _with_field(exc, field) from exc
         try:
-            size = path.stat().st_size
+            stat = path.stat()
+            size = stat.st_size
             if size > self._settings.max_input_bytes:
                 raise too_large(size, self._settings.max_input_bytes)
+            # A stored file of ours, read in place, is checked once (see ``_remember``).
+            memo = None if owned else (check.__name__, path, size, stat.st_mtime_ns, stat.st_ino)
+            if memo is not None:
+                with self._checked_lock:
+                    known = self._checked.get(memo)
+                if known is not None:
+                    return dataclasses.replace(known, field=field)
             with path.open("rb") as f:
                 head = f.read(_SNIFF_BYTES)
             sniffed = sniff(head)
             if sniffed is None:
                 raise FileProcessingFailed(_unrecognised(head))
             media = check(path, sniffed, size, field)
+            if memo is not None:
+                self._remember(memo, media)
             if owned:
                 # Give the file the extension of what it really is, whatever the URL said.
                 final = dest_dir / f"{_safe_name(field)}.{media.format}"
@@ -136,6 +154,15 @@ class MediaFetcher:
             if owned:
                 path.unlink(missing_ok=True)
             raise
+
+    def _remember(self, memo: tuple[object, ...], media: FetchedMedia) -> None:
+        """Keep a stored file's check: uploads are stored once under their content's hash and
+        never changed, so tasks that reuse one (a batch over the same image, "run again") do
+        not decode it again. Keyed by the file's identity (path, size, mtime, inode) too."""
+        with self._checked_lock:
+            if len(self._checked) >= CHECKED_FILES_KEPT:
+                self._checked.clear()
+            self._checked[memo] = media
 
     def _obtain(self, url: str, field: str, dest_dir: Path) -> tuple[Path, bool]:
         """Put the URL's bytes on disk. Returns the path and whether it is ours to rename or

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -224,3 +226,42 @@ def test_malformed_http_urls(guarded: MediaFetcher, dest: Path, url: str, detail
 
 def test_public_surface() -> None:
     assert reelgate.media.__all__ == ["FetchedMedia", "MediaFetcher"]
+
+
+def test_a_stored_file_read_in_place_is_checked_once_until_it_changes(
+    tmp_path: Path,
+    settings: MediaSettings,
+    tripwire_client: httpx.Client,
+    dest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tasks that reuse one upload do not decode it again; a file that changed is checked
+    afresh (and refused when it no longer decodes)."""
+    stored = tmp_path / "shared.png"
+    stored.write_bytes(image_bytes(400, 320))
+    decodes: list[Path] = []
+    real_inspect = reelgate.media.probe.inspect_image
+
+    def counting(path: Path, fmt: str, *, max_decoded_bytes: int) -> Any:
+        decodes.append(path)
+        return real_inspect(path, fmt, max_decoded_bytes=max_decoded_bytes)
+
+    monkeypatch.setattr(reelgate.media.probe, "inspect_image", counting)
+    with MediaFetcher(
+        settings,
+        allow_private_networks=False,
+        own_file=lambda url, dest: stored,
+        http_client=tripwire_client,
+    ) as f:
+        first = f.fetch_image("https://reelgate.example/u/shared.png", "firstImageUrl", dest)
+        again = f.fetch_image("https://reelgate.example/u/shared.png", "lastImageUrl", dest)
+        assert (again.field, again.width, again.height) == ("lastImageUrl", 400, 320)
+        assert again == dataclasses.replace(first, field="lastImageUrl")
+        assert decodes == [stored]
+        # Replaced by a file that does not decode (a new inode and mtime): checked, refused.
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(image_bytes(400, 320)[:300])
+        broken.replace(stored)
+        with pytest.raises(FileProcessingFailed):
+            f.fetch_image("https://reelgate.example/u/shared.png", "firstImageUrl", dest)
+        assert decodes == [stored, stored]
