@@ -95,6 +95,16 @@ def add_event(
     )
 
 
+def _events_of(task_id: Any, **columns: Any) -> Any:
+    """A CTE writing one event per row of ``task_id``'s CTE (a statement's own task), with
+    ``columns`` (at, from_status, to_status, actor, detail) as SQL expressions."""
+    return (
+        insert(_EVENTS)
+        .from_select(["task_id", *columns], select(task_id, *columns.values()))
+        .cte("event")
+    )
+
+
 #: The columns a submit writes (every other one takes its default).
 _SUBMITTED = (
     "id",
@@ -126,20 +136,13 @@ def _postgres_enqueue() -> Select[Any]:
         .returning(*_TASKS.c)
         .cte("task")
     )
-    event = (
-        insert(_EVENTS)
-        .from_select(
-            ["task_id", "at", "from_status", "to_status", "actor", "detail"],
-            select(
-                task.c.id,
-                task.c.created_at,
-                null(),
-                task.c.status,
-                literal("api"),
-                bindparam("event_detail", type_=String()),
-            ),
-        )
-        .cte("event")
+    event = _events_of(
+        task.c.id,
+        at=task.c.created_at,
+        from_status=null(),
+        to_status=task.c.status,
+        actor=literal("api"),
+        detail=bindparam("event_detail", type_=String()),
     )
     # The statement's own INSERT is not visible to its subqueries (one snapshot): the key's
     # queue has room when it held fewer than queue_cap tasks before this one.
@@ -270,20 +273,13 @@ def _postgres_claim() -> Select[Any]:
         .returning(*_CLAIMED_COLUMNS)
         .cte("claimed")
     )
-    event = (
-        insert(_EVENTS)
-        .from_select(
-            ["task_id", "at", "from_status", "to_status", "actor", "detail"],
-            select(
-                claimed.c.id,
-                bindparam("now", type_=DateTime()),
-                literal(TaskStatus.QUEUED.value),
-                literal(TaskStatus.RUNNING.value),
-                bindparam("worker_id"),
-                literal("attempt ") + cast_as(claimed.c.attempts, String),
-            ),
-        )
-        .cte("event")
+    event = _events_of(
+        claimed.c.id,
+        at=bindparam("now", type_=DateTime()),
+        from_status=literal(TaskStatus.QUEUED.value),
+        to_status=literal(TaskStatus.RUNNING.value),
+        actor=bindparam("worker_id"),
+        detail=literal("attempt ") + cast_as(claimed.c.attempts, String),
     )
     return (
         select(claimed, key.c.faults)
@@ -684,14 +680,6 @@ def _task_update(shape: _Shape) -> Any:
     return statement.values(values).returning(*_MOVED_COLUMNS)
 
 
-def _event_values() -> dict[str, Any]:
-    return {
-        "at": bindparam("event_at", type_=DateTime()),
-        "actor": bindparam("event_actor", type_=String()),
-        "detail": bindparam("event_detail", type_=Text()),
-    }
-
-
 _MOVED_COLUMNS = (
     _TASKS.c.id,
     _TASKS.c.api_key_id,
@@ -736,19 +724,13 @@ def _one_statement(shape: _Shape) -> Any:
         .returning(_KEYS.c.id, _KEYS.c.running_tasks, _KEYS.c.concurrency)
         .cte("key")
     )
-    event = _event_values()
-    written = (
-        insert(_EVENTS)
-        .from_select(
-            ["task_id", "from_status", "to_status", *event],
-            select(
-                task.c.id,
-                literal(shape.expected.value),
-                literal(shape.to.value),
-                *event.values(),
-            ),
-        )
-        .cte("event")
+    written = _events_of(
+        task.c.id,
+        at=bindparam("event_at", type_=DateTime()),
+        from_status=literal(shape.expected.value),
+        to_status=literal(shape.to.value),
+        actor=bindparam("event_actor", type_=String()),
+        detail=bindparam("event_detail", type_=Text()),
     )
     # ``_wakes_workers`` in SQL: pg_notify, like NOTIFY, is delivered once this commits.
     notify = func.pg_notify(literal(wakeup.CHANNEL), literal(""))
