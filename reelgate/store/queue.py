@@ -2,12 +2,15 @@
 
 Read this module to know the queue's database contract:
 
-* ``claim_next`` is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE OF tasks, api_keys SKIP
-  LOCKED) RETURNING`` on PostgreSQL; on SQLite the same statement runs inside ``BEGIN
-  IMMEDIATE``, which already holds the database's single write lock. The key row is locked
-  with the task, and its ``running_tasks`` counter is raised in the same transaction, so two
+* ``claim_next`` is one statement on PostgreSQL: the candidate task is locked ``FOR UPDATE
+  SKIP LOCKED``, its key's ``running_tasks`` is raised only while below its concurrency (the
+  key's row is waited for, and the condition checked again on the row as committed), and the
+  task and its event are written. On SQLite the same steps run as separate statements inside
+  ``BEGIN IMMEDIATE``, which already holds the database's single write lock. Either way two
   workers can never start more tasks of one key than its concurrency allows. A task whose
   ``run_after`` (a fault-injected queue delay) is still ahead is not a candidate yet.
+* ``enqueue`` writes a submitted task, its event and its price taken from the key, likewise in
+  one statement on PostgreSQL.
 * After the claim, a task changes status only through the verbs ``finish``, ``fail``,
   ``hand_back`` (workers), ``requeue_expired``, ``fail_expired`` (the sweeper) and ``cancel``
   (its owner). All of them go through one guarded update, ``_transition``: it updates ``WHERE
@@ -15,7 +18,8 @@ Read this module to know the queue's database contract:
   worker can never overwrite a terminal state; it checks the move against
   ``ALLOWED_TRANSITIONS``, keeps the key's running counter and coins in step, writes a
   ``task_events`` row and, for a task that ends and has a ``webhookUrl``, its outbox event.
-  Each verb returns None when the guard did not match.
+  Each verb returns None when the guard did not match. Each transaction locks the key's row
+  last, since the key's other claims, submits and transitions wait for it.
 * ``renew_lease`` is the heartbeat: it extends a lease only while the task is still RUNNING for
   the same worker, so a worker learns from it that its task was cancelled or swept."""
 
@@ -608,7 +612,6 @@ def _transition(
         by_lease=lease_expired_by is not None,
         values=tuple(sorted(values)),
         one_attempt_less=one_attempt_less,
-        postgres=session.connection().dialect.name == "postgresql",
     )
     parameters = {
         **{f"set_{name}": value for name, value in values.items()},
@@ -619,8 +622,9 @@ def _transition(
         "event_actor": actor,
         "event_detail": detail[:2000],
     }
-    if shape.postgres:
-        row = session.connection().execute(_one_statement(shape), parameters).first()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_one_statement(shape), parameters).first()
     else:
         row = _step_by_step(session, shape, parameters)
     if row is None:
@@ -647,7 +651,6 @@ class _Shape:
     by_lease: bool
     values: tuple[str, ...]
     one_attempt_less: bool
-    postgres: bool
 
     @property
     def frees_a_slot(self) -> bool:
@@ -655,6 +658,7 @@ class _Shape:
         return self.expected is TaskStatus.RUNNING
 
 
+@functools.cache
 def _task_update(shape: _Shape) -> Any:
     """The guarded update of the task, returning what the rest of the transition needs."""
     statement = update(_TASKS).where(
@@ -764,17 +768,17 @@ def _step_by_step(session: Session, shape: _Shape, parameters: dict[str, Any]) -
     """``_one_statement`` as separate statements (SQLite: the transaction holds the
     database's one write lock, so nothing interleaves)."""
     connection = session.connection()
-    row = connection.execute(_task_update_cached(shape), parameters).first()
+    row = connection.execute(_task_update(shape), parameters).first()
     if row is None:
         return None
-    connection.execute(
-        insert(_EVENTS),
-        {
-            "task_id": row.id,
-            "from_status": shape.expected.value,
-            "to_status": shape.to.value,
-            **{name: parameters[f"event_{name}"] for name in ("at", "actor", "detail")},
-        },
+    add_event(
+        session,
+        row.id,
+        shape.expected,
+        shape.to,
+        parameters["event_actor"],
+        parameters["event_detail"],
+        at=parameters["event_at"],
     )
     key = connection.execute(
         _key_update(shape.frees_a_slot),
@@ -783,9 +787,6 @@ def _step_by_step(session: Session, shape: _Shape, parameters: dict[str, Any]) -
     if _wakes_workers(shape.to, shape.frees_a_slot, key.running_tasks, key.concurrency):
         wakeup.announce(session)
     return row
-
-
-_task_update_cached = functools.cache(_task_update)
 
 
 def renew_lease(

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Select, Table, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -213,7 +213,9 @@ def take_coins(session: Session, key_id: int, amount: int, *, queue_cap: int) ->
     return row.first() is not None
 
 
-def why_refused(session: Session, key_id: int, queue_cap: int) -> str:
+def why_refused(
+    session: Session, key_id: int, queue_cap: int
+) -> Literal["queue", "disabled", "balance"]:
     """Why ``take_coins`` refused: ``"queue"``, ``"disabled"`` or ``"balance"`` (in that order)."""
     connection = session.connection()
     queued = connection.execute(_QUEUED_UP_TO, {"key_id": key_id, "cap": queue_cap + 1})
