@@ -6,44 +6,24 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 
-from tests.conftest import free_port
+from tests.acceptance.serving import start_serve
 
 I2V = "/openapi/v2/kling-video-o3-std/image-to-video"
 API_ONLY_TIMES_TWO = ("--workers", "0", "--api-workers", "2")
 
 
 def test_two_api_processes_share_the_port_and_the_database(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
         "REELGATE_DATA_DIR": str(tmp_path / "data"),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "reelgate", "serve", "--port", str(port), *API_ONLY_TIMES_TWO],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server, url = start_serve(env, *API_ONLY_TIMES_TWO, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "reelgate serve exited"
-            assert time.monotonic() < deadline, "reelgate serve did not start"
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         key = (tmp_path / "data" / "api-key.txt").read_text().strip()
         headers = {"Authorization": f"Bearer {key}"}
 

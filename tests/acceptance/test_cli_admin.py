@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from reelgate.samples import write_sample_image
+from tests.acceptance.serving import start_serve
 from tests.conftest import free_port
 
 
@@ -117,23 +118,10 @@ def test_engines_lists_the_preview_engine(tmp_path: Path, db_url: str) -> None:
 
 def test_serve_creates_a_first_key_and_its_workers_render(tmp_path: Path, db_url: str) -> None:
     env = {**environment(tmp_path, db_url), "REELGATE_PREVIEW_LONG_SIDE": "256"}
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "reelgate", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    server, base = start_serve(
+        env, "--workers", "1", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         key = (tmp_path / "data" / "api-key.txt").read_text().strip()
         headers = {"Authorization": f"Bearer {key}"}
         # The first key is the operator's: an admin in the dashboard, which the server serves.
@@ -150,7 +138,8 @@ def test_serve_creates_a_first_key_and_its_workers_render(tmp_path: Path, db_url
             base + "/openapi/v2/kling-video-o3-std/image-to-video", json=body, headers=headers
         ).json()["taskId"]
         status = ""
-        while time.monotonic() < deadline + 60 and status not in ("SUCCESS", "FAILED"):
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and status not in ("SUCCESS", "FAILED"):
             time.sleep(0.2)
             status = httpx.post(
                 base + "/openapi/v2/query", json={"taskId": task_id}, headers=headers

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.acceptance.serving import start_serve
 from tests.conftest import free_port
 
 I2V = "/openapi/v2/kling-video-o3-std/image-to-video"
@@ -21,8 +21,6 @@ PROMPTLY = 10.0
 
 
 def test_a_submit_starts_at_once_on_an_idle_embedded_worker(tmp_path: Path, db_url: str) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("REELGATE_")},
         "REELGATE_DATA_DIR": str(tmp_path / "data"),
@@ -30,23 +28,8 @@ def test_a_submit_starts_at_once_on_an_idle_embedded_worker(tmp_path: Path, db_u
         "REELGATE_ALLOW_PRIVATE_NETWORKS": "true",
         "REELGATE_WORKER__POLL_SECONDS": "30",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "reelgate", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server, url = start_serve(env, "--workers", "1", start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "reelgate serve exited"
-            assert time.monotonic() < deadline, "reelgate serve did not start"
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         key = (tmp_path / "data" / "api-key.txt").read_text().strip()
         http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         # The image is on a closed port: each task fails as soon as the worker claims it.

@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.acceptance.serving import start_serve
 
 #: Over a 1000 s window (far longer than the test): 4 submits and 10 queries per key.
 LIMITS = {
@@ -24,27 +23,6 @@ LIMITS = {
 }
 SUBMITS, QUERIES = 4, 10
 I2V = "/openapi/v2/kling-video-o3-std/image-to-video"
-
-
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reelgate", "serve", "--port", str(port), "--workers", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "reelgate serve exited"
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("reelgate serve did not start")
 
 
 @pytest.fixture(params=["database", "redis"])
@@ -65,7 +43,7 @@ def two_servers(
     try:
         # One after the other: the first creates the schema and the first key.
         for _ in range(2):
-            proc, url = serve(env)
+            proc, url = start_serve(env, "--workers", "0")
             procs.append(proc)
             clients.append(httpx.Client(base_url=url, timeout=30))
         first_key = (tmp_path / "data" / "api-key.txt").read_text().strip()
